@@ -1,0 +1,121 @@
+//! Start-up and shutdown: connects the parts and runs until told to stop.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use teloxide::prelude::*;
+use teloxide::types::BotCommand;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::dispatch::Dispatcher;
+use crate::handler::Handler;
+use crate::registry::FlowSet;
+use crate::runtime::Runtime;
+use crate::store::StateStore;
+use crate::telegram::outbound::Sender;
+use crate::telegram::polling::{PollHealth, Poller};
+
+/// Time given to updates in progress to finish after a stop was requested.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Attempts to reach the Bot API at start before giving up.
+const STARTUP_ATTEMPTS: u32 = 5;
+
+/// Runs the host until `shutdown` is cancelled, then lets updates in
+/// progress finish (up to a grace period) and returns.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let api_url: url::Url = config
+        .telegram
+        .api_url
+        .parse()
+        .with_context(|| format!("invalid Bot API URL {:?}", config.telegram.api_url))?;
+    let bot = make_bot(&config, api_url.clone(), Duration::from_secs(config.telegram.request_timeout_secs))?;
+    let poll_bot = make_bot(&config, api_url.clone(), config.telegram.poll_request_timeout())?;
+
+    let me = get_me(&bot, &shutdown).await?;
+    let bot_id = i64::try_from(me.id.0).context("bot id out of range")?;
+    let bot_username = me.username.clone().unwrap_or_default();
+    info!(bot_id, username = %bot_username, api = %api_url.origin().ascii_serialization(), "connected to the Bot API");
+
+    let store = StateStore::connect(&config.redis.url, &config.redis.key_prefix, bot_id, config.redis.state_ttl_days)
+        .await
+        .context("failed to connect to Redis (check REDIS_URL)")?;
+
+    let runtime = Arc::new(Runtime::new(config.limits.clone())?);
+    let flows = FlowSet::load_dir(&runtime, &config.flows.dir).await?;
+    if flows.is_empty() {
+        warn!(dir = %config.flows.dir.display(), "no flows loaded; the bot can only answer /help");
+    }
+    register_commands(&bot, &flows).await;
+    // getUpdates fails while a webhook is set. Pending updates are kept.
+    if let Err(error) = bot.delete_webhook().await {
+        warn!(%error, "deleteWebhook failed");
+    }
+
+    let flows = Arc::new(RwLock::new(Arc::new(flows)));
+    let sender = Sender::new(bot.clone(), store.clone());
+    let handler = Arc::new(Handler::new(runtime, flows, store, sender));
+    let dispatcher = Dispatcher::new(handler, config.dispatch.max_concurrent);
+    let poller = Poller {
+        bot: poll_bot,
+        bot_username,
+        poll_timeout_secs: config.telegram.poll_timeout_secs,
+        request_timeout: config.telegram.poll_request_timeout(),
+        dispatcher: dispatcher.clone(),
+        health: Arc::new(PollHealth::default()),
+    };
+    info!("flowbot started");
+    poller.run(shutdown).await;
+
+    info!(busy_conversations = dispatcher.busy_conversations(), "stopping, finishing updates in progress");
+    if tokio::time::timeout(SHUTDOWN_GRACE, dispatcher.drain_all()).await.is_err() {
+        warn!(busy_conversations = dispatcher.busy_conversations(), "grace period over, stopping anyway");
+    }
+    info!("flowbot stopped");
+    Ok(())
+}
+
+fn make_bot(config: &Config, api_url: url::Url, timeout: Duration) -> anyhow::Result<Bot> {
+    let client = teloxide::net::default_reqwest_settings()
+        .timeout(timeout)
+        .build()
+        .context("failed to build the HTTP client")?;
+    Ok(Bot::with_client(config.token(), client).set_api_url(api_url))
+}
+
+async fn get_me(bot: &Bot, shutdown: &CancellationToken) -> anyhow::Result<teloxide::types::Me> {
+    let mut attempt = 1;
+    loop {
+        match bot.get_me().await {
+            Ok(me) => return Ok(me),
+            Err(error) if attempt < STARTUP_ATTEMPTS => {
+                warn!(%error, attempt, "getMe failed, retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => anyhow::bail!("stopped before the Bot API answered"),
+                    _ = tokio::time::sleep(Duration::from_secs(1 << attempt)) => {}
+                }
+                attempt += 1;
+            }
+            Err(error) => {
+                return Err(error).context("getMe failed: check the bot token and TELOXIDE_API_URL");
+            }
+        }
+    }
+}
+
+/// Registers every flow and host command with `setMyCommands`, so Telegram
+/// clients show them in the command menu. A failure is logged, not fatal.
+async fn register_commands(bot: &Bot, flows: &FlowSet) {
+    let commands: Vec<BotCommand> = flows
+        .command_list()
+        .into_iter()
+        .map(|(command, description)| BotCommand::new(command, description))
+        .collect();
+    let count = commands.len();
+    match bot.set_my_commands(commands).await {
+        Ok(_) => info!(count, "commands registered"),
+        Err(error) => warn!(%error, "setMyCommands failed"),
+    }
+}

@@ -1,0 +1,254 @@
+//! Configuration: a TOML file, then environment overrides, then validation.
+//!
+//! Unknown keys are errors, so a misspelt setting fails at start instead of
+//! being silently ignored. Secrets (the bot token, the Redis password inside
+//! `REDIS_URL`) are best given through the environment.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// Bot token, the name teloxide and its ecosystem use.
+pub const ENV_TOKEN: &str = "TELOXIDE_TOKEN";
+/// Bot API base URL, for a local Bot API server or the simulator.
+pub const ENV_API_URL: &str = "TELOXIDE_API_URL";
+/// Redis connection URL, for example `redis://:password@127.0.0.1:6379/0`.
+pub const ENV_REDIS_URL: &str = "REDIS_URL";
+/// Folder of flow components (`*.wasm`).
+pub const ENV_FLOWS_DIR: &str = "FLOWBOT_FLOWS_DIR";
+
+const TELEGRAM_API_URL: &str = "https://api.telegram.org";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub telegram: TelegramConfig,
+    pub redis: RedisConfig,
+    pub flows: FlowsConfig,
+    pub limits: LimitsConfig,
+    pub dispatch: DispatchConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelegramConfig {
+    /// Bot token; prefer `TELOXIDE_TOKEN` over writing it into a file.
+    pub token: Option<String>,
+    pub api_url: String,
+    /// Long-poll timeout passed to `getUpdates`, in seconds.
+    pub poll_timeout_secs: u32,
+    /// Timeout of every other Bot API request, in seconds.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for TelegramConfig {
+    fn default() -> Self {
+        Self {
+            token: None,
+            api_url: TELEGRAM_API_URL.to_owned(),
+            poll_timeout_secs: 30,
+            request_timeout_secs: 20,
+        }
+    }
+}
+
+impl TelegramConfig {
+    /// Client-side timeout of a `getUpdates` call: longer than the long poll,
+    /// so an idle poll is never cut off, and finite, so a hung connection is.
+    pub fn poll_request_timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.poll_timeout_secs) + 15)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    pub url: String,
+    /// First segment of every key, so several bots or apps can share a database.
+    pub key_prefix: String,
+    /// Days after its last write that a conversation's record expires; 0 keeps
+    /// records forever.
+    pub state_ttl_days: u32,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379/0".to_owned(),
+            key_prefix: "flowbot".to_owned(),
+            state_ttl_days: 180,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlowsConfig {
+    /// Folder whose `*.wasm` files are loaded as flows at start.
+    pub dir: PathBuf,
+}
+
+impl Default for FlowsConfig {
+    fn default() -> Self {
+        Self { dir: PathBuf::from("flows") }
+    }
+}
+
+/// Limits applied to every flow invocation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Wall-clock deadline of one call into a flow, in milliseconds.
+    pub deadline_ms: u64,
+    /// Cap on the total linear memory of one flow instance, in bytes.
+    pub memory_bytes: usize,
+    /// Cap on the state a flow may return, in bytes.
+    pub state_bytes: usize,
+    /// Cap on the number of actions one call may return.
+    pub actions: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            deadline_ms: 2_000,
+            memory_bytes: 64 << 20,
+            state_bytes: 256 << 10,
+            actions: 50,
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub fn deadline(&self) -> Duration {
+        Duration::from_millis(self.deadline_ms)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DispatchConfig {
+    /// Maximum number of updates handled at once across all conversations.
+    pub max_concurrent: usize,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        Self { max_concurrent: 64 }
+    }
+}
+
+impl Config {
+    /// Reads the file at `path` (when given), applies environment overrides
+    /// and validates the result.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let mut config = match path {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok());
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    /// Applies the environment overrides; `lookup` is `std::env::var` outside tests.
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) {
+        let non_empty = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        if let Some(token) = non_empty(ENV_TOKEN) {
+            self.telegram.token = Some(token);
+        }
+        if let Some(url) = non_empty(ENV_API_URL) {
+            self.telegram.api_url = url;
+        }
+        if let Some(url) = non_empty(ENV_REDIS_URL) {
+            self.redis.url = url;
+        }
+        if let Some(dir) = non_empty(ENV_FLOWS_DIR) {
+            self.flows.dir = PathBuf::from(dir);
+        }
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        match &self.telegram.token {
+            None => bail!("missing bot token: set {ENV_TOKEN} or telegram.token"),
+            Some(token) if token.contains('/') || token.trim() != token => {
+                bail!("invalid bot token: it must not contain '/' or surrounding spaces")
+            }
+            Some(_) => {}
+        }
+        if !self.telegram.api_url.starts_with("http://")
+            && !self.telegram.api_url.starts_with("https://")
+        {
+            bail!(
+                "invalid telegram.api_url {:?}: expected an http:// or https:// URL",
+                self.telegram.api_url
+            );
+        }
+        if self.telegram.poll_timeout_secs > 50 {
+            bail!("invalid telegram.poll_timeout_secs: Telegram allows at most 50 seconds");
+        }
+        if self.redis.key_prefix.is_empty() || self.redis.key_prefix.contains(['{', '}', ' ']) {
+            bail!("invalid redis.key_prefix {:?}: use letters, digits, ':' or '-'", self.redis.key_prefix);
+        }
+        if self.dispatch.max_concurrent == 0 {
+            bail!("invalid dispatch.max_concurrent: it must be at least 1");
+        }
+        if self.limits.deadline_ms == 0 || self.limits.memory_bytes < (1 << 20) {
+            bail!("invalid limits: deadline_ms must be positive and memory_bytes at least 1 MiB");
+        }
+        Ok(())
+    }
+
+    /// Returns the bot token; `validate` has checked that there is one.
+    pub fn token(&self) -> &str {
+        self.telegram.token.as_deref().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_an_error() {
+        let error = toml::from_str::<Config>("[telegram]\npoll_timeout = 5\n").unwrap_err();
+        assert!(error.to_string().contains("unknown field `poll_timeout`"), "{error}");
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let mut config: Config =
+            toml::from_str("[redis]\nurl = \"redis://file\"\n[telegram]\ntoken = \"1:file\"\n")
+                .unwrap();
+        config.apply_env(|name| match name {
+            ENV_TOKEN => Some("1:env".to_owned()),
+            ENV_REDIS_URL => Some("redis://env".to_owned()),
+            ENV_API_URL => Some("  ".to_owned()),
+            _ => None,
+        });
+        assert_eq!(config.token(), "1:env");
+        assert_eq!(config.redis.url, "redis://env");
+        assert_eq!(config.telegram.api_url, TELEGRAM_API_URL);
+    }
+
+    #[test]
+    fn missing_token_is_rejected() {
+        let error = Config::default().validate().unwrap_err();
+        assert!(error.to_string().contains(ENV_TOKEN), "{error}");
+    }
+
+    #[test]
+    fn poll_request_timeout_exceeds_long_poll() {
+        let telegram = TelegramConfig::default();
+        let long_poll = Duration::from_secs(telegram.poll_timeout_secs.into());
+        assert!(telegram.poll_request_timeout() > long_poll);
+    }
+}

@@ -1,0 +1,30 @@
+//! flowbot: a Telegram bot host whose conversation flows are sandboxed
+//! WebAssembly components.
+//!
+//! An update travels through these modules in order:
+//!
+//! | module | role |
+//! | --- | --- |
+//! | [`telegram::polling`] | long polling; keeps the offset moving |
+//! | [`telegram::inbound`] | classifies an update, finds its conversation key |
+//! | [`dispatch`] | per-conversation queues, parallel across conversations |
+//! | [`handler`] | load, route, invoke, commit, deliver for one update |
+//! | [`router`] | active flow, command owner or the host itself |
+//! | [`runtime`] | wasmtime engine; a fresh, limited instance per update |
+//! | [`store`] | conversation records and flow state in Redis |
+//! | [`telegram::outbound`] | sends actions to the update's own chat |
+//! | [`telegram::policy`] | what each Bot API error means |
+//!
+//! [`app`] connects them, [`config`] reads the settings, [`registry`] holds
+//! the loaded flows and their commands, [`conversation`] defines the key.
+
+pub mod app;
+pub mod config;
+pub mod conversation;
+pub mod dispatch;
+pub mod handler;
+pub mod registry;
+pub mod router;
+pub mod runtime;
+pub mod store;
+pub mod telegram;

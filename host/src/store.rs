@@ -1,0 +1,233 @@
+//! State store: conversation records and flow state in Redis.
+//!
+//! Keys, with `P` the configured prefix and bot id (`flowbot:b7000000001`):
+//!
+//! - `P:{c<chat>:u<user>}:conv`: hash of `rev` (revision, bumped on every
+//!   commit), `active` (flow holding the conversation), `last_update`
+//!   (newest applied `update_id`).
+//! - `P:{c<chat>:u<user>}:state:<flow>`: hash of `data`, `schema`, `version`.
+//! - `P:chat:<chat>`: hash with `inactive` set while the bot may not write to
+//!   the chat (blocked, kicked).
+//!
+//! The braces are a Redis Cluster hash tag, so one conversation's keys share a
+//! slot and the commit script may touch them together.
+
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+use thiserror::Error;
+
+use crate::conversation::ConversationKey;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("redis is unavailable: {0}")]
+    Unavailable(#[from] redis::RedisError),
+    #[error("conversation {0} changed since it was loaded")]
+    Conflict(ConversationKey),
+    #[error("invalid record at {key}: {reason}")]
+    Decode { key: String, reason: String },
+}
+
+/// A conversation's record as loaded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conversation {
+    /// 0 for a conversation never committed.
+    pub revision: u64,
+    pub active_flow: Option<String>,
+    pub last_update_id: Option<i64>,
+}
+
+/// One flow's stored state for a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowState {
+    pub data: Vec<u8>,
+    pub schema: u32,
+    /// Version of the flow that wrote the state.
+    pub version: String,
+}
+
+/// What a commit does to one flow's state.
+#[derive(Debug, Clone)]
+pub enum StateWrite<'a> {
+    Keep,
+    Put { data: &'a [u8], schema: u32, version: &'a str },
+    Delete,
+}
+
+/// One atomic step applied to a conversation after an update was handled.
+#[derive(Debug, Clone)]
+pub struct Commit<'a> {
+    /// Revision the update was handled against; a different stored revision
+    /// makes the commit fail with [`StoreError::Conflict`].
+    pub expected_revision: u64,
+    pub update_id: i64,
+    /// Flow that holds the conversation afterwards.
+    pub active_flow: Option<&'a str>,
+    /// Flow whose state `write` applies to.
+    pub flow: Option<&'a str>,
+    pub write: StateWrite<'a>,
+}
+
+/// Checks the revision, then writes the conversation record and the flow
+/// state together. Returns the new revision, or -1 on a revision mismatch.
+const COMMIT_SCRIPT: &str = r#"
+local rev = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')
+if rev ~= tonumber(ARGV[1]) then
+  return -1
+end
+rev = rev + 1
+redis.call('HSET', KEYS[1], 'rev', rev, 'last_update', ARGV[2])
+if ARGV[3] == '' then
+  redis.call('HDEL', KEYS[1], 'active')
+else
+  redis.call('HSET', KEYS[1], 'active', ARGV[3])
+end
+local ttl = tonumber(ARGV[8])
+if ARGV[4] == 'put' then
+  redis.call('HSET', KEYS[2], 'data', ARGV[5], 'schema', ARGV[6], 'version', ARGV[7])
+elseif ARGV[4] == 'delete' then
+  redis.call('DEL', KEYS[2])
+end
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  if redis.call('EXISTS', KEYS[2]) == 1 then
+    redis.call('EXPIRE', KEYS[2], ttl)
+  end
+end
+return rev
+"#;
+
+/// Redis-backed store of conversations and flow state for one bot.
+#[derive(Clone)]
+pub struct StateStore {
+    connection: ConnectionManager,
+    /// `<prefix>:b<bot id>`, the start of every key.
+    namespace: String,
+    ttl_secs: u64,
+    commit_script: Script,
+}
+
+impl StateStore {
+    /// Connects to `url`; `ttl_days` of 0 keeps records forever.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        bot_id: i64,
+        ttl_days: u32,
+    ) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url)?;
+        let connection = ConnectionManager::new(client).await?;
+        Ok(Self {
+            connection,
+            namespace: format!("{prefix}:b{bot_id}"),
+            ttl_secs: u64::from(ttl_days) * 24 * 60 * 60,
+            commit_script: Script::new(COMMIT_SCRIPT),
+        })
+    }
+
+    pub fn conversation_key(&self, key: ConversationKey) -> String {
+        format!("{}:{{{key}}}:conv", self.namespace)
+    }
+
+    pub fn state_key(&self, key: ConversationKey, flow: &str) -> String {
+        format!("{}:{{{key}}}:state:{flow}", self.namespace)
+    }
+
+    fn chat_key(&self, chat_id: i64) -> String {
+        format!("{}:chat:{chat_id}", self.namespace)
+    }
+
+    pub async fn load(&self, key: ConversationKey) -> Result<Conversation, StoreError> {
+        let redis_key = self.conversation_key(key);
+        let fields: Vec<(String, String)> = self.connection.clone().hgetall(&redis_key).await?;
+        let mut conversation = Conversation::default();
+        for (field, value) in fields {
+            let invalid = |reason: String| StoreError::Decode { key: redis_key.clone(), reason };
+            match field.as_str() {
+                "rev" => {
+                    conversation.revision =
+                        value.parse().map_err(|_| invalid(format!("rev {value:?}")))?;
+                }
+                "last_update" => {
+                    let update_id =
+                        value.parse().map_err(|_| invalid(format!("last_update {value:?}")))?;
+                    conversation.last_update_id = Some(update_id);
+                }
+                "active" => conversation.active_flow = Some(value),
+                _ => {}
+            }
+        }
+        Ok(conversation)
+    }
+
+    pub async fn load_state(
+        &self,
+        key: ConversationKey,
+        flow: &str,
+    ) -> Result<Option<FlowState>, StoreError> {
+        let redis_key = self.state_key(key, flow);
+        let (data, schema, version): (Option<Vec<u8>>, Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(&redis_key)
+            .arg(&["data", "schema", "version"])
+            .query_async(&mut self.connection.clone())
+            .await?;
+        let Some(data) = data else {
+            return Ok(None);
+        };
+        let schema = schema.unwrap_or_default();
+        let schema = schema.parse().map_err(|_| StoreError::Decode {
+            key: redis_key.clone(),
+            reason: format!("schema {schema:?}"),
+        })?;
+        Ok(Some(FlowState { data, schema, version: version.unwrap_or_default() }))
+    }
+
+    /// Applies `commit` atomically and returns the new revision.
+    pub async fn commit(
+        &self,
+        key: ConversationKey,
+        commit: &Commit<'_>,
+    ) -> Result<u64, StoreError> {
+        let state_key = match commit.flow {
+            Some(flow) => self.state_key(key, flow),
+            None => format!("{}:{{{key}}}:state", self.namespace),
+        };
+        let (operation, data, schema, version): (&str, &[u8], u32, &str) = match &commit.write {
+            StateWrite::Keep => ("keep", &[], 0, ""),
+            StateWrite::Put { data, schema, version } => ("put", data, *schema, version),
+            StateWrite::Delete => ("delete", &[], 0, ""),
+        };
+        let revision: i64 = self
+            .commit_script
+            .key(self.conversation_key(key))
+            .key(state_key)
+            .arg(commit.expected_revision)
+            .arg(commit.update_id)
+            .arg(commit.active_flow.unwrap_or(""))
+            .arg(operation)
+            .arg(data)
+            .arg(schema)
+            .arg(version)
+            .arg(self.ttl_secs)
+            .invoke_async(&mut self.connection.clone())
+            .await?;
+        u64::try_from(revision).map_err(|_| StoreError::Conflict(key))
+    }
+
+    /// Records whether the bot may write to `chat_id`.
+    pub async fn set_chat_inactive(&self, chat_id: i64, inactive: bool) -> Result<(), StoreError> {
+        let key = self.chat_key(chat_id);
+        let mut connection = self.connection.clone();
+        if inactive {
+            let _: () = connection.hset(&key, "inactive", 1).await?;
+        } else {
+            let _: () = connection.hdel(&key, "inactive").await?;
+        }
+        Ok(())
+    }
+
+    pub async fn is_chat_inactive(&self, chat_id: i64) -> Result<bool, StoreError> {
+        let inactive: bool = self.connection.clone().hexists(self.chat_key(chat_id), "inactive").await?;
+        Ok(inactive)
+    }
+}

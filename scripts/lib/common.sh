@@ -1,0 +1,54 @@
+# Shared helpers for the scripts in scripts/. Source it; do not run it.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+# Built flow components, one `<name>.wasm` per flow.
+FLOWS_DIR="$TARGET_DIR/flows"
+FLOW_CRATES=(workouts exercises)
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# Builds every flow for wasm32-wasip2 and copies the components to FLOWS_DIR.
+build_flows() {
+    local packages=()
+    for crate in "${FLOW_CRATES[@]}"; do packages+=(-p "$crate"); done
+    log "building flows: ${FLOW_CRATES[*]}"
+    (cd "$ROOT" && cargo build --release --target wasm32-wasip2 "${packages[@]}")
+    mkdir -p "$FLOWS_DIR"
+    for crate in "${FLOW_CRATES[@]}"; do
+        # Copy then rename, so a running host never reads a half-written file.
+        cp "$TARGET_DIR/wasm32-wasip2/release/$crate.wasm" "$FLOWS_DIR/.$crate.wasm.tmp"
+        mv "$FLOWS_DIR/.$crate.wasm.tmp" "$FLOWS_DIR/$crate.wasm"
+    done
+}
+
+# Prints a free TCP port on 127.0.0.1.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Starts a project-local redis-server from redis-conf/ with its data in
+# $ROOT/.run/redis, and sets REDIS_URL and LOCAL_REDIS_PID.
+start_local_redis() {
+    local dir="$ROOT/.run/redis" port password
+    mkdir -p "$dir"
+    if [[ ! -s "$dir/password" ]]; then
+        python3 -c 'import secrets; print(secrets.token_hex(16))' > "$dir/password"
+        chmod 600 "$dir/password"
+    fi
+    password="${REDIS_PASSWORD:-$(cat "$dir/password")}"
+    port="$(free_port)"
+    redis-server "$ROOT/redis-conf/redis.conf" --port "$port" --dir "$dir" \
+        --requirepass "$password" --logfile "$dir/redis.log" &
+    LOCAL_REDIS_PID=$!
+    for _ in $(seq 50); do
+        if redis-cli -p "$port" -a "$password" --no-auth-warning ping >/dev/null 2>&1; then
+            export REDIS_URL="redis://:$password@127.0.0.1:$port/0"
+            log "local redis on 127.0.0.1:$port (data in .run/redis)"
+            return 0
+        fi
+        sleep 0.1
+    done
+    log "redis-server did not start; see $dir/redis.log"
+    return 1
+}

@@ -31,17 +31,30 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .api_url
         .parse()
         .with_context(|| format!("invalid Bot API URL {:?}", config.telegram.api_url))?;
-    let bot = make_bot(&config, api_url.clone(), Duration::from_secs(config.telegram.request_timeout_secs))?;
-    let poll_bot = make_bot(&config, api_url.clone(), config.telegram.poll_request_timeout())?;
+    let bot = make_bot(
+        &config,
+        api_url.clone(),
+        Duration::from_secs(config.telegram.request_timeout_secs),
+    )?;
+    let poll_bot = make_bot(
+        &config,
+        api_url.clone(),
+        config.telegram.poll_request_timeout(),
+    )?;
 
     let me = get_me(&bot, &shutdown).await?;
     let bot_id = i64::try_from(me.id.0).context("bot id out of range")?;
     let bot_username = me.username.clone().unwrap_or_default();
     info!(bot_id, username = %bot_username, api = %api_url.origin().ascii_serialization(), "connected to the Bot API");
 
-    let store = StateStore::connect(&config.redis.url, &config.redis.key_prefix, bot_id, config.redis.state_ttl_days)
-        .await
-        .context("failed to connect to Redis (check REDIS_URL)")?;
+    let store = StateStore::connect(
+        &config.redis.url,
+        &config.redis.key_prefix,
+        bot_id,
+        config.redis.state_ttl_days,
+    )
+    .await
+    .context("failed to connect to Redis (check REDIS_URL)")?;
 
     let runtime = Arc::new(Runtime::new(config.limits.clone())?);
     let flows = FlowSet::load_dir(&runtime, &config.flows.dir).await?;
@@ -69,9 +82,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     info!("flowbot started");
     poller.run(shutdown).await;
 
-    info!(busy_conversations = dispatcher.busy_conversations(), "stopping, finishing updates in progress");
-    if tokio::time::timeout(SHUTDOWN_GRACE, dispatcher.drain_all()).await.is_err() {
-        warn!(busy_conversations = dispatcher.busy_conversations(), "grace period over, stopping anyway");
+    info!(
+        busy_conversations = dispatcher.busy_conversations(),
+        "stopping, finishing updates in progress"
+    );
+    if tokio::time::timeout(SHUTDOWN_GRACE, dispatcher.drain_all())
+        .await
+        .is_err()
+    {
+        warn!(
+            busy_conversations = dispatcher.busy_conversations(),
+            "grace period over, stopping anyway"
+        );
     }
     info!("flowbot stopped");
     Ok(())
@@ -99,7 +121,8 @@ async fn get_me(bot: &Bot, shutdown: &CancellationToken) -> anyhow::Result<telox
                 attempt += 1;
             }
             Err(error) => {
-                return Err(error).context("getMe failed: check the bot token and TELOXIDE_API_URL");
+                return Err(error)
+                    .context("getMe failed: check the bot token and TELOXIDE_API_URL");
             }
         }
     }

@@ -92,7 +92,9 @@ pub struct FlowsConfig {
 
 impl Default for FlowsConfig {
     fn default() -> Self {
-        Self { dir: PathBuf::from("flows") }
+        Self {
+            dir: PathBuf::from("flows"),
+        }
     }
 }
 
@@ -196,7 +198,10 @@ impl Config {
             bail!("invalid telegram.poll_timeout_secs: Telegram allows at most 50 seconds");
         }
         if self.redis.key_prefix.is_empty() || self.redis.key_prefix.contains(['{', '}', ' ']) {
-            bail!("invalid redis.key_prefix {:?}: use letters, digits, ':' or '-'", self.redis.key_prefix);
+            bail!(
+                "invalid redis.key_prefix {:?}: use letters, digits, ':' or '-'",
+                self.redis.key_prefix
+            );
         }
         if self.dispatch.max_concurrent == 0 {
             bail!("invalid dispatch.max_concurrent: it must be at least 1");
@@ -220,7 +225,10 @@ mod tests {
     #[test]
     fn unknown_key_is_an_error() {
         let error = toml::from_str::<Config>("[telegram]\npoll_timeout = 5\n").unwrap_err();
-        assert!(error.to_string().contains("unknown field `poll_timeout`"), "{error}");
+        assert!(
+            error.to_string().contains("unknown field `poll_timeout`"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -18,7 +18,11 @@ pub struct ConversationKey {
 
 impl ConversationKey {
     pub fn new(chat_id: i64, user_id: i64) -> Self {
-        Self { chat_id, user_id, thread_id: None }
+        Self {
+            chat_id,
+            user_id,
+            thread_id: None,
+        }
     }
 
     pub fn with_thread(self, thread_id: Option<i32>) -> Self {

@@ -70,7 +70,9 @@ impl Dispatcher {
         loop {
             let inbound = {
                 let mut queues = self.queues.lock().expect("dispatch queues lock poisoned");
-                let queue = queues.get_mut(&key).expect("a draining conversation has a queue");
+                let queue = queues
+                    .get_mut(&key)
+                    .expect("a draining conversation has a queue");
                 match queue.front() {
                     Some(inbound) => inbound.clone(),
                     None => {
@@ -80,7 +82,12 @@ impl Dispatcher {
                 }
             };
 
-            let permit = self.permits.clone().acquire_owned().await.expect("semaphore never closed");
+            let permit = self
+                .permits
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("semaphore never closed");
             self.handler.handle(inbound).await;
             drop(permit);
 
@@ -95,7 +102,10 @@ impl Dispatcher {
 
     /// Number of conversations with queued or running updates.
     pub fn busy_conversations(&self) -> usize {
-        self.queues.lock().expect("dispatch queues lock poisoned").len()
+        self.queues
+            .lock()
+            .expect("dispatch queues lock poisoned")
+            .len()
     }
 
     /// Waits until every queued update has been handled. New updates must
@@ -141,13 +151,18 @@ mod tests {
         Inbound {
             update_id,
             key: ConversationKey::new(chat_id, chat_id),
-            kind: InboundKind::Flow { view, callback_query_id: None },
+            kind: InboundKind::Flow {
+                view,
+                callback_query_id: None,
+            },
         }
     }
 
     #[tokio::test(start_paused = true)]
     async fn slow_conversation_does_not_hold_others() {
-        let recorder = Arc::new(Recorder { handled: Mutex::new(Vec::new()) });
+        let recorder = Arc::new(Recorder {
+            handled: Mutex::new(Vec::new()),
+        });
         let dispatcher = Dispatcher::new(recorder.clone(), 4);
         dispatcher.dispatch(inbound(1, 1));
         dispatcher.dispatch(inbound(2, 1));

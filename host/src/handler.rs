@@ -21,8 +21,7 @@ use crate::telegram::outbound::{Delivered, Sender, Target};
 /// Commits retried on a revision conflict before the update is given up.
 const MAX_COMMIT_ATTEMPTS: u32 = 5;
 
-pub const APOLOGY: &str =
-    "Sorry, something went wrong on our side while handling that. It was not your fault; please try again.";
+pub const APOLOGY: &str = "Sorry, something went wrong on our side while handling that. It was not your fault; please try again.";
 pub const TOO_SLOW: &str = "Sorry, that took too long on our side and was stopped. It was not your fault; please try again.";
 const NOT_UNDERSTOOD: &str = "I didn't understand that. Send /help to see what I can do.";
 const UNSUPPORTED: &str = "I can't handle this here. Send /help to see what I can do.";
@@ -50,13 +49,27 @@ struct Plan {
 
 enum PlannedWrite {
     Keep,
-    Put { data: Vec<u8>, schema: u32, version: String },
+    Put {
+        data: Vec<u8>,
+        schema: u32,
+        version: String,
+    },
     Delete,
 }
 
 impl Handler {
-    pub fn new(runtime: Arc<Runtime>, flows: SharedFlows, store: StateStore, sender: Sender) -> Self {
-        Self { runtime, flows, store, sender }
+    pub fn new(
+        runtime: Arc<Runtime>,
+        flows: SharedFlows,
+        store: StateStore,
+        sender: Sender,
+    ) -> Self {
+        Self {
+            runtime,
+            flows,
+            store,
+            sender,
+        }
     }
 
     pub async fn handle(&self, inbound: Inbound) {
@@ -79,7 +92,10 @@ impl Handler {
                 }
                 return;
             }
-            InboundKind::Flow { view, callback_query_id } => (view, callback_query_id),
+            InboundKind::Flow {
+                view,
+                callback_query_id,
+            } => (view, callback_query_id),
         };
         let target = Target {
             chat_id: key.chat_id,
@@ -90,7 +106,9 @@ impl Handler {
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             match self.try_handle(&inbound, &view, &target).await {
                 Ok(()) => return,
-                Err(StoreError::Conflict(_)) => debug!("revision conflict, handling the update again"),
+                Err(StoreError::Conflict(_)) => {
+                    debug!("revision conflict, handling the update again")
+                }
                 Err(error) => {
                     warn!(%error, "state store failed, update not applied");
                     self.sender.reply(&target, APOLOGY).await;
@@ -98,13 +116,21 @@ impl Handler {
                 }
             }
         }
-        warn!(attempts = MAX_COMMIT_ATTEMPTS, "update kept conflicting, not applied");
+        warn!(
+            attempts = MAX_COMMIT_ATTEMPTS,
+            "update kept conflicting, not applied"
+        );
         self.sender.reply(&target, APOLOGY).await;
     }
 
     /// Runs one attempt against freshly loaded state. Flow failures are
     /// answered here; only store errors are returned.
-    async fn try_handle(&self, inbound: &Inbound, view: &Update, target: &Target) -> Result<(), StoreError> {
+    async fn try_handle(
+        &self,
+        inbound: &Inbound,
+        view: &Update,
+        target: &Target,
+    ) -> Result<(), StoreError> {
         let key = inbound.key;
         if self.store.is_chat_inactive(key.chat_id).await? {
             // The user writes again, so they unblocked the bot.
@@ -112,17 +138,30 @@ impl Handler {
             self.store.set_chat_inactive(key.chat_id, false).await?;
         }
         let conversation = self.store.load(key).await?;
-        if conversation.last_update_id.is_some_and(|last| last >= inbound.update_id) {
-            debug!(last_update_id = conversation.last_update_id, "update already applied, skipped");
+        if conversation
+            .last_update_id
+            .is_some_and(|last| last >= inbound.update_id)
+        {
+            debug!(
+                last_update_id = conversation.last_update_id,
+                "update already applied, skipped"
+            );
             return Ok(());
         }
 
         let flows = self.flows.read().expect("flow set lock poisoned").clone();
         let route = router::route(conversation.active_flow.as_deref(), &view.event, &flows);
-        debug!(?route, active = conversation.active_flow.as_deref(), "routed");
+        debug!(
+            ?route,
+            active = conversation.active_flow.as_deref(),
+            "routed"
+        );
 
         let plan = match route {
-            Route::Flow { flow, callback_data } => {
+            Route::Flow {
+                flow,
+                callback_data,
+            } => {
                 let mut view = view.clone();
                 if let (Event::Callback(callback), Some(data)) = (&mut view.event, callback_data) {
                     callback.data = data;
@@ -132,7 +171,9 @@ impl Handler {
                     None => return Ok(()),
                 }
             }
-            Route::Help | Route::Start => host_plan(&conversation.active_flow, help_text(&flows, &route)),
+            Route::Help | Route::Start => {
+                host_plan(&conversation.active_flow, help_text(&flows, &route))
+            }
             Route::Cancel => match &conversation.active_flow {
                 Some(flow) => Plan {
                     actions: vec![text_action(format!("Cancelled {flow}."))],
@@ -157,7 +198,15 @@ impl Handler {
 
         let write = match &plan.write {
             PlannedWrite::Keep => StateWrite::Keep,
-            PlannedWrite::Put { data, schema, version } => StateWrite::Put { data, schema: *schema, version },
+            PlannedWrite::Put {
+                data,
+                schema,
+                version,
+            } => StateWrite::Put {
+                data,
+                schema: *schema,
+                version,
+            },
             PlannedWrite::Delete => StateWrite::Delete,
         };
         let commit = Commit {
@@ -185,7 +234,10 @@ impl Handler {
         view: &Update,
         target: &Target,
     ) -> Result<Option<Plan>, StoreError> {
-        let flow = flows.get(flow_name).expect("router returns loaded flows").clone();
+        let flow = flows
+            .get(flow_name)
+            .expect("router returns loaded flows")
+            .clone();
         let manifest = &flow.manifest;
         let span = info_span!("flow", flow = %manifest.name, version = %manifest.version, digest = %&flow.digest[..12]);
 
@@ -276,14 +328,31 @@ fn text_action(text: String) -> Action {
 
 /// A host reply that leaves the active flow and all state as they are.
 fn host_plan(active_flow: &Option<String>, text: String) -> Plan {
-    let actions = if text.is_empty() { Vec::new() } else { vec![text_action(text)] };
-    Plan { actions, active_flow: active_flow.clone(), flow: None, write: PlannedWrite::Keep }
+    let actions = if text.is_empty() {
+        Vec::new()
+    } else {
+        vec![text_action(text)]
+    };
+    Plan {
+        actions,
+        active_flow: active_flow.clone(),
+        flow: None,
+        write: PlannedWrite::Keep,
+    }
 }
 
 /// A notice on the pressed button, leaving everything else as it is.
 fn notice_plan(active_flow: &Option<String>, notice: String) -> Plan {
-    let answer = Action::AnswerCallback(crate::runtime::AnswerCallback { notice: Some(notice), alert: false });
-    Plan { actions: vec![answer], active_flow: active_flow.clone(), flow: None, write: PlannedWrite::Keep }
+    let answer = Action::AnswerCallback(crate::runtime::AnswerCallback {
+        notice: Some(notice),
+        alert: false,
+    });
+    Plan {
+        actions: vec![answer],
+        active_flow: active_flow.clone(),
+        flow: None,
+        write: PlannedWrite::Keep,
+    }
 }
 
 fn help_text(flows: &FlowSet, route: &Route) -> String {

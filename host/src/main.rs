@@ -10,13 +10,21 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(version, about = "Telegram bot host whose flows are sandboxed WebAssembly components")]
+#[command(
+    version,
+    about = "Telegram bot host whose flows are sandboxed WebAssembly components"
+)]
 struct Cli {
     /// TOML configuration file; environment variables override its values.
     #[arg(long, short, env = "FLOWBOT_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// Log format: `text` for people, `json` for log collectors.
-    #[arg(long, env = "FLOWBOT_LOG_FORMAT", default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "FLOWBOT_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
@@ -67,8 +75,9 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("failed to install the SIGTERM handler");
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("failed to install the SIGTERM handler");
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}

@@ -33,7 +33,10 @@ impl FlowSet {
         let mut paths: Vec<_> = std::fs::read_dir(dir)
             .with_context(|| format!("failed to read flows folder {}", dir.display()))?
             .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-            .filter(|path| path.extension().is_some_and(|extension| extension == "wasm"))
+            .filter(|path| {
+                path.extension()
+                    .is_some_and(|extension| extension == "wasm")
+            })
             .collect();
         paths.sort();
 
@@ -53,7 +56,9 @@ impl FlowSet {
                         warn!(path = %path.display(), %error, "flow skipped");
                     }
                 }
-                Err(error) => warn!(path = %path.display(), error = format!("{error:#}"), "flow failed to load"),
+                Err(error) => {
+                    warn!(path = %path.display(), error = format!("{error:#}"), "flow failed to load")
+                }
             }
         }
         Ok(set)
@@ -63,9 +68,14 @@ impl FlowSet {
     /// stays with its first owner and is logged.
     pub fn insert(&mut self, flow: FlowComponent) -> anyhow::Result<()> {
         let name = flow.manifest.name.clone();
-        anyhow::ensure!(!self.flows.contains_key(&name), "a flow named {name} is already loaded");
+        anyhow::ensure!(
+            !self.flows.contains_key(&name),
+            "a flow named {name} is already loaded"
+        );
         for command in &flow.manifest.commands {
-            let reserved = HOST_COMMANDS.iter().any(|(host_command, _)| *host_command == command.name);
+            let reserved = HOST_COMMANDS
+                .iter()
+                .any(|(host_command, _)| *host_command == command.name);
             if reserved {
                 warn!(flow = %name, command = %command.name, "command is reserved for the host, ignored");
             } else if let Some(owner) = self.commands.get(&command.name) {
@@ -108,7 +118,10 @@ impl FlowSet {
                 .unwrap_or_default();
             list.push((command.clone(), description));
         }
-        for (command, description) in HOST_COMMANDS.iter().filter(|(command, _)| *command != "start") {
+        for (command, description) in HOST_COMMANDS
+            .iter()
+            .filter(|(command, _)| *command != "start")
+        {
             list.push(((*command).to_owned(), (*description).to_owned()));
         }
         list

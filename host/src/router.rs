@@ -17,7 +17,10 @@ pub const MAX_CALLBACK_DATA: usize = 64;
 pub enum Route {
     /// Hand the update to this flow; for presses, `data` is the flow's own
     /// callback data with the tag removed.
-    Flow { flow: String, callback_data: Option<String> },
+    Flow {
+        flow: String,
+        callback_data: Option<String>,
+    },
     Help,
     Start,
     Cancel,
@@ -28,7 +31,9 @@ pub enum Route {
     /// A button from a flow that is not loaded, or not tagged by this host.
     StaleButton,
     /// A button of another flow while `active` holds the conversation.
-    Busy { active: String },
+    Busy {
+        active: String,
+    },
     /// Nothing to do, and nothing worth telling the user.
     Ignore,
 }
@@ -36,7 +41,10 @@ pub enum Route {
 /// Decides who handles `event` when `active` holds the conversation.
 pub fn route(active: Option<&str>, event: &Event, flows: &FlowSet) -> Route {
     let active = active.filter(|name| flows.get(name).is_some());
-    let to_flow = |flow: &str| Route::Flow { flow: flow.to_owned(), callback_data: None };
+    let to_flow = |flow: &str| Route::Flow {
+        flow: flow.to_owned(),
+        callback_data: None,
+    };
 
     if let Event::Command(command) = event {
         match command.name.as_str() {
@@ -54,8 +62,13 @@ pub fn route(active: Option<&str>, event: &Event, flows: &FlowSet) -> Route {
             return Route::StaleButton;
         }
         return match active {
-            Some(active) if active != flow => Route::Busy { active: active.to_owned() },
-            _ => Route::Flow { flow: flow.to_owned(), callback_data: Some(data.to_owned()) },
+            Some(active) if active != flow => Route::Busy {
+                active: active.to_owned(),
+            },
+            _ => Route::Flow {
+                flow: flow.to_owned(),
+                callback_data: Some(data.to_owned()),
+            },
         };
     }
     if let Some(active) = active {
@@ -110,11 +123,17 @@ mod tests {
     use crate::runtime::{Button, Callback, Command, SendText};
 
     fn command(name: &str) -> Event {
-        Event::Command(Command { name: name.to_owned(), args: String::new() })
+        Event::Command(Command {
+            name: name.to_owned(),
+            args: String::new(),
+        })
     }
 
     fn press(data: &str) -> Event {
-        Event::Callback(Callback { data: data.to_owned(), message_id: Some(5) })
+        Event::Callback(Callback {
+            data: data.to_owned(),
+            message_id: Some(5),
+        })
     }
 
     #[test]
@@ -128,42 +147,73 @@ mod tests {
     #[test]
     fn unknown_input_without_flows() {
         let flows = FlowSet::default();
-        assert_eq!(route(None, &command("workout"), &flows), Route::NotUnderstood);
-        assert_eq!(route(None, &Event::Text("hi".to_owned()), &flows), Route::NotUnderstood);
-        assert_eq!(route(None, &Event::Sticker(None), &flows), Route::Unsupported);
-        assert_eq!(route(None, &Event::EditedMessage(None), &flows), Route::Ignore);
+        assert_eq!(
+            route(None, &command("workout"), &flows),
+            Route::NotUnderstood
+        );
+        assert_eq!(
+            route(None, &Event::Text("hi".to_owned()), &flows),
+            Route::NotUnderstood
+        );
+        assert_eq!(
+            route(None, &Event::Sticker(None), &flows),
+            Route::Unsupported
+        );
+        assert_eq!(
+            route(None, &Event::EditedMessage(None), &flows),
+            Route::Ignore
+        );
     }
 
     #[test]
     fn active_flow_that_is_not_loaded_is_ignored() {
         let flows = FlowSet::default();
-        assert_eq!(route(Some("gone"), &Event::Text("hi".to_owned()), &flows), Route::NotUnderstood);
+        assert_eq!(
+            route(Some("gone"), &Event::Text("hi".to_owned()), &flows),
+            Route::NotUnderstood
+        );
     }
 
     #[test]
     fn untagged_or_unknown_buttons_are_stale() {
         let flows = FlowSet::default();
         assert_eq!(route(None, &press("finish"), &flows), Route::StaleButton);
-        assert_eq!(route(None, &press("gone~finish"), &flows), Route::StaleButton);
+        assert_eq!(
+            route(None, &press("gone~finish"), &flows),
+            Route::StaleButton
+        );
     }
 
     #[test]
     fn tagging_round_trips() {
-        let keyboard = vec![vec![Button { text: "Finish".to_owned(), data: "finish".to_owned() }]];
+        let keyboard = vec![vec![Button {
+            text: "Finish".to_owned(),
+            data: "finish".to_owned(),
+        }]];
         let mut actions = vec![Action::SendText(SendText {
             text: "Set saved".to_owned(),
             markup: Some(ReplyMarkup::InlineKeyboard(keyboard)),
         })];
         tag_buttons("workouts", &mut actions).unwrap();
-        let Action::SendText(send) = &actions[0] else { unreachable!() };
-        let Some(ReplyMarkup::InlineKeyboard(keyboard)) = &send.markup else { unreachable!() };
+        let Action::SendText(send) = &actions[0] else {
+            unreachable!()
+        };
+        let Some(ReplyMarkup::InlineKeyboard(keyboard)) = &send.markup else {
+            unreachable!()
+        };
         assert_eq!(keyboard[0][0].data, "workouts~finish");
-        assert_eq!(split_callback_data(&keyboard[0][0].data), Some(("workouts", "finish")));
+        assert_eq!(
+            split_callback_data(&keyboard[0][0].data),
+            Some(("workouts", "finish"))
+        );
     }
 
     #[test]
     fn tagging_rejects_data_over_the_limit() {
-        let keyboard = vec![vec![Button { text: "Big".to_owned(), data: "x".repeat(60) }]];
+        let keyboard = vec![vec![Button {
+            text: "Big".to_owned(),
+            data: "x".repeat(60),
+        }]];
         let mut actions = vec![Action::SendText(SendText {
             text: "t".to_owned(),
             markup: Some(ReplyMarkup::InlineKeyboard(keyboard)),

@@ -50,7 +50,11 @@ pub struct FlowState {
 #[derive(Debug, Clone)]
 pub enum StateWrite<'a> {
     Keep,
-    Put { data: &'a [u8], schema: u32, version: &'a str },
+    Put {
+        data: &'a [u8],
+        schema: u32,
+        version: &'a str,
+    },
     Delete,
 }
 
@@ -142,15 +146,20 @@ impl StateStore {
         let fields: Vec<(String, String)> = self.connection.clone().hgetall(&redis_key).await?;
         let mut conversation = Conversation::default();
         for (field, value) in fields {
-            let invalid = |reason: String| StoreError::Decode { key: redis_key.clone(), reason };
+            let invalid = |reason: String| StoreError::Decode {
+                key: redis_key.clone(),
+                reason,
+            };
             match field.as_str() {
                 "rev" => {
-                    conversation.revision =
-                        value.parse().map_err(|_| invalid(format!("rev {value:?}")))?;
+                    conversation.revision = value
+                        .parse()
+                        .map_err(|_| invalid(format!("rev {value:?}")))?;
                 }
                 "last_update" => {
-                    let update_id =
-                        value.parse().map_err(|_| invalid(format!("last_update {value:?}")))?;
+                    let update_id = value
+                        .parse()
+                        .map_err(|_| invalid(format!("last_update {value:?}")))?;
                     conversation.last_update_id = Some(update_id);
                 }
                 "active" => conversation.active_flow = Some(value),
@@ -166,11 +175,12 @@ impl StateStore {
         flow: &str,
     ) -> Result<Option<FlowState>, StoreError> {
         let redis_key = self.state_key(key, flow);
-        let (data, schema, version): (Option<Vec<u8>>, Option<String>, Option<String>) = redis::cmd("HMGET")
-            .arg(&redis_key)
-            .arg(&["data", "schema", "version"])
-            .query_async(&mut self.connection.clone())
-            .await?;
+        let (data, schema, version): (Option<Vec<u8>>, Option<String>, Option<String>) =
+            redis::cmd("HMGET")
+                .arg(&redis_key)
+                .arg(&["data", "schema", "version"])
+                .query_async(&mut self.connection.clone())
+                .await?;
         let Some(data) = data else {
             return Ok(None);
         };
@@ -179,7 +189,11 @@ impl StateStore {
             key: redis_key.clone(),
             reason: format!("schema {schema:?}"),
         })?;
-        Ok(Some(FlowState { data, schema, version: version.unwrap_or_default() }))
+        Ok(Some(FlowState {
+            data,
+            schema,
+            version: version.unwrap_or_default(),
+        }))
     }
 
     /// Applies `commit` atomically and returns the new revision.
@@ -194,7 +208,11 @@ impl StateStore {
         };
         let (operation, data, schema, version): (&str, &[u8], u32, &str) = match &commit.write {
             StateWrite::Keep => ("keep", &[], 0, ""),
-            StateWrite::Put { data, schema, version } => ("put", data, *schema, version),
+            StateWrite::Put {
+                data,
+                schema,
+                version,
+            } => ("put", data, *schema, version),
             StateWrite::Delete => ("delete", &[], 0, ""),
         };
         let revision: i64 = self
@@ -227,7 +245,11 @@ impl StateStore {
     }
 
     pub async fn is_chat_inactive(&self, chat_id: i64) -> Result<bool, StoreError> {
-        let inactive: bool = self.connection.clone().hexists(self.chat_key(chat_id), "inactive").await?;
+        let inactive: bool = self
+            .connection
+            .clone()
+            .hexists(self.chat_key(chat_id), "inactive")
+            .await?;
         Ok(inactive)
     }
 }

@@ -8,6 +8,6 @@ wasmtime::component::bindgen!({
 
 pub use self::flowbot::flow::host::LogLevel;
 pub use self::flowbot::flow::types::{
-    Action, AnswerCallback, Button, Callback, ChatKind, Command, CommandInfo, Contact, EditKeyboard,
-    EditText, Event, Location, ReplyMarkup, SendText, StateChange, User,
+    Action, AnswerCallback, Button, Callback, ChatKind, Command, CommandInfo, Contact,
+    EditKeyboard, EditText, Event, Location, ReplyMarkup, SendText, StateChange, User,
 };

@@ -30,7 +30,11 @@ const TABLE_ELEMENTS: usize = 100_000;
 
 impl MemoryBudget {
     pub fn new(cap_bytes: usize) -> Self {
-        Self { cap_bytes, used_bytes: 0, exhausted: false }
+        Self {
+            cap_bytes,
+            used_bytes: 0,
+            exhausted: false,
+        }
     }
 }
 
@@ -85,7 +89,10 @@ impl EpochTicker {
                 }
             })
             .expect("failed to spawn the epoch ticker thread");
-        Self { stop, thread: Some(thread) }
+        Self {
+            stop,
+            thread: Some(thread),
+        }
     }
 }
 

@@ -22,8 +22,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 pub use bindings::{
     Action, AnswerCallback, Button, Callback, ChatKind, Command, CommandInfo, Contact,
-    EditKeyboard, EditText, Event, Location, Manifest, Outcome, ReplyMarkup, SendText,
-    StateChange, Update, User,
+    EditKeyboard, EditText, Event, Location, Manifest, Outcome, ReplyMarkup, SendText, StateChange,
+    Update, User,
 };
 use bindings::{Flow, FlowPre, LogLevel};
 pub use limits::EPOCH_TICK;
@@ -73,7 +73,10 @@ struct Invocation {
 
 impl WasiView for Invocation {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -109,7 +112,12 @@ impl Runtime {
             .context("failed to add the flowbot host interface to the linker")?;
 
         let ticker = EpochTicker::start(engine.clone());
-        Ok(Self { engine, linker, limits, _ticker: ticker })
+        Ok(Self {
+            engine,
+            linker,
+            limits,
+            _ticker: ticker,
+        })
     }
 
     /// Compiles and links the component at `path` and reads its manifest.
@@ -144,9 +152,14 @@ impl Runtime {
         let manifest = self
             .finish(result, &store)
             .with_context(|| format!("manifest call of {} failed", path.display()))?;
-        validate_manifest(&manifest).with_context(|| format!("invalid manifest in {}", path.display()))?;
+        validate_manifest(&manifest)
+            .with_context(|| format!("invalid manifest in {}", path.display()))?;
 
-        Ok(FlowComponent { manifest, digest, pre })
+        Ok(FlowComponent {
+            manifest,
+            digest,
+            pre,
+        })
     }
 
     /// Runs `update` through a fresh instance of `flow`.
@@ -216,12 +229,21 @@ impl Runtime {
 
     /// Runs `call` with a timeout a few ticks past the deadline, as a second
     /// line of defence behind the epoch callback. `None` means it timed out.
-    async fn with_deadline<R>(&self, call: impl Future<Output = wasmtime::Result<R>>) -> Option<wasmtime::Result<R>> {
-        tokio::time::timeout(self.limits.deadline() + EPOCH_TICK * 5, call).await.ok()
+    async fn with_deadline<R>(
+        &self,
+        call: impl Future<Output = wasmtime::Result<R>>,
+    ) -> Option<wasmtime::Result<R>> {
+        tokio::time::timeout(self.limits.deadline() + EPOCH_TICK * 5, call)
+            .await
+            .ok()
     }
 
     /// Turns the result of a call into the cause of its failure, if any.
-    fn finish<R>(&self, result: Option<wasmtime::Result<R>>, store: &Store<Invocation>) -> Result<R, InvokeError> {
+    fn finish<R>(
+        &self,
+        result: Option<wasmtime::Result<R>>,
+        store: &Store<Invocation>,
+    ) -> Result<R, InvokeError> {
         let deadline_ms = self.limits.deadline_ms;
         let Some(result) = result else {
             return Err(InvokeError::Deadline(deadline_ms));
@@ -259,19 +281,29 @@ impl Runtime {
 }
 
 fn hex_digest(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// Checks the names Telegram and the router rely on.
 fn validate_manifest(manifest: &Manifest) -> anyhow::Result<()> {
     let name_ok = !manifest.name.is_empty()
         && manifest.name.len() <= 32
-        && manifest
-            .name
-            .bytes()
-            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-' || byte == b'_');
-    anyhow::ensure!(name_ok, "flow name {:?} must be 1-32 of a-z, 0-9, '-', '_'", manifest.name);
-    anyhow::ensure!(!manifest.version.trim().is_empty(), "flow {} has an empty version", manifest.name);
+        && manifest.name.bytes().all(|byte| {
+            byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-' || byte == b'_'
+        });
+    anyhow::ensure!(
+        name_ok,
+        "flow name {:?} must be 1-32 of a-z, 0-9, '-', '_'",
+        manifest.name
+    );
+    anyhow::ensure!(
+        !manifest.version.trim().is_empty(),
+        "flow {} has an empty version",
+        manifest.name
+    );
     for command in &manifest.commands {
         let command_ok = !command.name.is_empty()
             && command.name.len() <= 32

@@ -46,11 +46,15 @@ pub struct Ignored {
 /// other bots in groups (`/log@other_bot`).
 pub fn classify(update: &TelegramUpdate, bot_username: &str) -> Result<Inbound, Ignored> {
     let update_id = i64::from(update.id.0);
-    let ignored = |reason: &str| Ignored { update_id, reason: reason.to_owned() };
+    let ignored = |reason: &str| Ignored {
+        update_id,
+        reason: reason.to_owned(),
+    };
 
     match &update.kind {
         UpdateKind::Message(message) => {
-            let event = message_event(message, bot_username).ok_or_else(|| ignored("service message"))?;
+            let event =
+                message_event(message, bot_username).ok_or_else(|| ignored("service message"))?;
             if let Event::Command(command) = &event
                 && command.name.is_empty()
             {
@@ -69,7 +73,11 @@ pub fn classify(update: &TelegramUpdate, bot_username: &str) -> Result<Inbound, 
                 ChatMemberKind::Banned(_) | ChatMemberKind::Left
             );
             let key = ConversationKey::new(change.chat.id.0, user_id(&change.from));
-            Ok(Inbound { update_id, key, kind: InboundKind::Membership { active } })
+            Ok(Inbound {
+                update_id,
+                key,
+                kind: InboundKind::Membership { active },
+            })
         }
         UpdateKind::ChannelPost(_) | UpdateKind::EditedChannelPost(_) => {
             Err(ignored("channel post"))
@@ -87,29 +95,55 @@ fn from_message(update_id: i64, message: &Message, event: Event) -> Result<Inbou
         (None, Some(user)) => user_id(user),
         (None, None) => message.chat.id.0,
     };
-    let thread_id = message.is_topic_message.then_some(()).and(message.thread_id).map(|t| t.0.0);
+    let thread_id = message
+        .is_topic_message
+        .then_some(())
+        .and(message.thread_id)
+        .map(|t| t.0.0);
     let key = ConversationKey::new(message.chat.id.0, sender_id).with_thread(thread_id);
     let view = Update {
         update_id,
         chat_kind: chat_kind(&message.chat),
-        user: message.from.as_ref().filter(|_| message.sender_chat.is_none()).map(user_view),
+        user: message
+            .from
+            .as_ref()
+            .filter(|_| message.sender_chat.is_none())
+            .map(user_view),
         message_id: Some(message.id.0),
         event,
     };
-    Ok(Inbound { update_id, key, kind: InboundKind::Flow { view, callback_query_id: None } })
+    Ok(Inbound {
+        update_id,
+        key,
+        kind: InboundKind::Flow {
+            view,
+            callback_query_id: None,
+        },
+    })
 }
 
 fn from_callback(update_id: i64, query: &CallbackQuery) -> Result<Inbound, Ignored> {
-    let ignored = |reason: &str| Ignored { update_id, reason: reason.to_owned() };
+    let ignored = |reason: &str| Ignored {
+        update_id,
+        reason: reason.to_owned(),
+    };
     let (chat, message_id, thread_id) = match &query.message {
         Some(MaybeInaccessibleMessage::Regular(message)) => {
-            let thread = message.is_topic_message.then_some(()).and(message.thread_id);
+            let thread = message
+                .is_topic_message
+                .then_some(())
+                .and(message.thread_id);
             (&message.chat, Some(message.id.0), thread.map(|t| t.0.0))
         }
-        Some(MaybeInaccessibleMessage::Inaccessible(message)) => (&message.chat, Some(message.message_id.0), None),
+        Some(MaybeInaccessibleMessage::Inaccessible(message)) => {
+            (&message.chat, Some(message.message_id.0), None)
+        }
         None => return Err(ignored("callback from an inline-mode message")),
     };
-    let data = query.data.clone().ok_or_else(|| ignored("callback without data"))?;
+    let data = query
+        .data
+        .clone()
+        .ok_or_else(|| ignored("callback without data"))?;
     let key = ConversationKey::new(chat.id.0, user_id(&query.from)).with_thread(thread_id);
     let view = Update {
         update_id,
@@ -121,7 +155,10 @@ fn from_callback(update_id: i64, query: &CallbackQuery) -> Result<Inbound, Ignor
     Ok(Inbound {
         update_id,
         key,
-        kind: InboundKind::Flow { view, callback_query_id: Some(query.id.0.clone()) },
+        kind: InboundKind::Flow {
+            view,
+            callback_query_id: Some(query.id.0.clone()),
+        },
     })
 }
 
@@ -129,11 +166,16 @@ fn from_callback(update_id: i64, query: &CallbackQuery) -> Result<Inbound, Ignor
 /// its raw JSON, as an `unknown` event named after its content.
 fn from_unknown(update_id: i64, raw: &Value) -> Result<Inbound, Ignored> {
     let ignored = |reason: String| Ignored { update_id, reason };
-    let Some((kind, body)) = raw.as_object().and_then(|fields| fields.iter().find(|(name, _)| *name != "update_id")) else {
+    let Some((kind, body)) = raw
+        .as_object()
+        .and_then(|fields| fields.iter().find(|(name, _)| *name != "update_id"))
+    else {
         return Err(ignored("update without content".to_owned()));
     };
     let Some(chat_id) = body.pointer("/chat/id").and_then(Value::as_i64) else {
-        return Err(ignored(format!("unparsed update kind {kind} without a chat")));
+        return Err(ignored(format!(
+            "unparsed update kind {kind} without a chat"
+        )));
     };
     let sender_id = body
         .pointer("/sender_chat/id")
@@ -158,29 +200,64 @@ fn from_unknown(update_id: i64, raw: &Value) -> Result<Inbound, Ignored> {
         update_id,
         chat_kind,
         user: None,
-        message_id: body.get("message_id").and_then(Value::as_i64).and_then(|id| i32::try_from(id).ok()),
+        message_id: body
+            .get("message_id")
+            .and_then(Value::as_i64)
+            .and_then(|id| i32::try_from(id).ok()),
         event: Event::Unknown(name),
     };
     let key = ConversationKey::new(chat_id, sender_id).with_thread(thread_id);
-    Ok(Inbound { update_id, key, kind: InboundKind::Flow { view, callback_query_id: None } })
+    Ok(Inbound {
+        update_id,
+        key,
+        kind: InboundKind::Flow {
+            view,
+            callback_query_id: None,
+        },
+    })
 }
 
 /// Names what an unparsed update carries: for messages, their first field
 /// that is not common to every message (`poll`, `video_note`, ...).
 fn content_kind(kind: &str, body: &Value) -> String {
     const COMMON_FIELDS: &[&str] = &[
-        "message_id", "message_thread_id", "from", "sender_chat", "date", "chat", "edit_date",
-        "forward_origin", "is_topic_message", "is_automatic_forward", "reply_to_message",
-        "external_reply", "quote", "via_bot", "author_signature", "has_protected_content",
-        "media_group_id", "entities", "caption", "caption_entities", "link_preview_options",
-        "reply_markup", "business_connection_id", "sender_boost_count", "effect_id",
-        "show_caption_above_media", "has_media_spoiler",
+        "message_id",
+        "message_thread_id",
+        "from",
+        "sender_chat",
+        "date",
+        "chat",
+        "edit_date",
+        "forward_origin",
+        "is_topic_message",
+        "is_automatic_forward",
+        "reply_to_message",
+        "external_reply",
+        "quote",
+        "via_bot",
+        "author_signature",
+        "has_protected_content",
+        "media_group_id",
+        "entities",
+        "caption",
+        "caption_entities",
+        "link_preview_options",
+        "reply_markup",
+        "business_connection_id",
+        "sender_boost_count",
+        "effect_id",
+        "show_caption_above_media",
+        "has_media_spoiler",
     ];
     if !kind.ends_with("message") {
         return kind.to_owned();
     }
     body.as_object()
-        .and_then(|fields| fields.keys().find(|name| !COMMON_FIELDS.contains(&name.as_str())))
+        .and_then(|fields| {
+            fields
+                .keys()
+                .find(|name| !COMMON_FIELDS.contains(&name.as_str()))
+        })
         .cloned()
         .unwrap_or_else(|| kind.to_owned())
 }
@@ -195,8 +272,14 @@ fn message_event(message: &Message, bot_username: &str) -> Option<Event> {
     };
     let event = match &common.media_kind {
         MediaKind::Text(text) => {
-            let entities = text.entities.iter().filter(|entity| entity.kind == MessageEntityKind::BotCommand);
-            let command_length = entities.filter(|entity| entity.offset == 0).map(|entity| entity.length).next();
+            let entities = text
+                .entities
+                .iter()
+                .filter(|entity| entity.kind == MessageEntityKind::BotCommand);
+            let command_length = entities
+                .filter(|entity| entity.offset == 0)
+                .map(|entity| entity.length)
+                .next();
             match command_length {
                 Some(length) => Event::Command(parse_command(&text.text, length, bot_username)),
                 None => Event::Text(text.text.clone()),
@@ -241,7 +324,11 @@ fn parse_command(text: &str, length: usize, bot_username: &str) -> Command {
     };
     let for_us = addressee.is_none_or(|addressee| addressee.eq_ignore_ascii_case(bot_username));
     Command {
-        name: if for_us { name.to_lowercase() } else { String::new() },
+        name: if for_us {
+            name.to_lowercase()
+        } else {
+            String::new()
+        },
         args: rest.trim().to_owned(),
     }
 }

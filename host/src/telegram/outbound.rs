@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
+use teloxide::RequestError;
 use teloxide::prelude::*;
 use teloxide::types::{
-    InlineKeyboardButton, InlineKeyboardMarkup, KeyboardRemove, MessageId, ReplyMarkup as TelegramMarkup,
-    ThreadId,
+    InlineKeyboardButton, InlineKeyboardMarkup, KeyboardRemove, MessageId,
+    ReplyMarkup as TelegramMarkup, ThreadId,
 };
-use teloxide::RequestError;
 use tracing::{debug, info, warn};
 
 use super::policy::{self, Decision};
@@ -59,7 +59,10 @@ impl Sender {
         for action in actions {
             if let Action::AnswerCallback(_) = action {
                 if answered || target.callback_query_id.is_none() {
-                    debug!(chat_id = target.chat_id, "dropping a callback answer with no press to answer");
+                    debug!(
+                        chat_id = target.chat_id,
+                        "dropping a callback answer with no press to answer"
+                    );
                     continue;
                 }
                 answered = true;
@@ -69,7 +72,10 @@ impl Sender {
             }
         }
         if !answered && target.callback_query_id.is_some() {
-            let answer = Action::AnswerCallback(AnswerCallback { notice: None, alert: false });
+            let answer = Action::AnswerCallback(AnswerCallback {
+                notice: None,
+                alert: false,
+            });
             return self.deliver_one(target, answer).await;
         }
         Delivered::All
@@ -77,7 +83,10 @@ impl Sender {
 
     /// Sends a plain text reply, used by the host for its own messages.
     pub async fn reply(&self, target: &Target, text: &str) -> Delivered {
-        let action = Action::SendText(SendText { text: text.to_owned(), markup: None });
+        let action = Action::SendText(SendText {
+            text: text.to_owned(),
+            markup: None,
+        });
         self.deliver(target, &[action]).await
     }
 
@@ -91,39 +100,67 @@ impl Sender {
             let method = method_name(&action);
             match decision {
                 Decision::Done | Decision::Skip => {
-                    debug!(chat_id = target.chat_id, method, ?decision, reason, "request settled by policy");
+                    debug!(
+                        chat_id = target.chat_id,
+                        method,
+                        ?decision,
+                        reason,
+                        "request settled by policy"
+                    );
                     return Delivered::All;
                 }
                 Decision::SendAsNew => {
-                    info!(chat_id = target.chat_id, method, reason, "message to edit is gone, sending a new one");
+                    info!(
+                        chat_id = target.chat_id,
+                        method, reason, "message to edit is gone, sending a new one"
+                    );
                     match action {
                         Action::EditText(edit) => {
                             let markup = edit.keyboard.map(ReplyMarkup::InlineKeyboard);
-                            action = Action::SendText(SendText { text: edit.text, markup });
+                            action = Action::SendText(SendText {
+                                text: edit.text,
+                                markup,
+                            });
                         }
                         _ => return Delivered::All,
                     }
                 }
                 Decision::ChatGone => {
-                    info!(chat_id = target.chat_id, method, reason, "chat is gone, marking it inactive");
+                    info!(
+                        chat_id = target.chat_id,
+                        method, reason, "chat is gone, marking it inactive"
+                    );
                     if let Err(error) = self.store.set_chat_inactive(target.chat_id, true).await {
                         warn!(chat_id = target.chat_id, %error, "failed to mark chat inactive");
                     }
                     return Delivered::ChatGone;
                 }
-                Decision::RetryAfter(wait) if wait <= MAX_INLINE_RETRY_AFTER && attempt < MAX_ATTEMPTS => {
-                    warn!(chat_id = target.chat_id, method, wait_secs = wait.as_secs(), "flood control, waiting");
+                Decision::RetryAfter(wait)
+                    if wait <= MAX_INLINE_RETRY_AFTER && attempt < MAX_ATTEMPTS =>
+                {
+                    warn!(
+                        chat_id = target.chat_id,
+                        method,
+                        wait_secs = wait.as_secs(),
+                        "flood control, waiting"
+                    );
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
                 Decision::Retry if attempt < MAX_ATTEMPTS => {
                     let backoff = Duration::from_millis(250 << attempt);
-                    warn!(chat_id = target.chat_id, method, attempt, reason, "request failed, retrying");
+                    warn!(
+                        chat_id = target.chat_id,
+                        method, attempt, reason, "request failed, retrying"
+                    );
                     tokio::time::sleep(backoff).await;
                     attempt += 1;
                 }
                 Decision::RetryAfter(_) | Decision::Retry | Decision::Fail => {
-                    warn!(chat_id = target.chat_id, method, attempt, reason, "request failed, action dropped");
+                    warn!(
+                        chat_id = target.chat_id,
+                        method, attempt, reason, "request failed, action dropped"
+                    );
                     return Delivered::All;
                 }
             }
@@ -141,7 +178,9 @@ impl Sender {
                     if let Some(thread_id) = target.thread_id {
                         request = request.message_thread_id(ThreadId(MessageId(thread_id)));
                     }
-                    if index == last && let Some(markup) = &send.markup {
+                    if index == last
+                        && let Some(markup) = &send.markup
+                    {
                         request = request.reply_markup(telegram_markup(markup));
                     }
                     request.await?;
@@ -151,14 +190,18 @@ impl Sender {
                 // NOTE: an edit cannot grow into several messages, so a text over
                 // the limit keeps only its first part.
                 let text = split_text(&edit.text, MAX_TEXT_UNITS).swap_remove(0);
-                let mut request = self.bot.edit_message_text(chat, MessageId(edit.message_id), text);
+                let mut request =
+                    self.bot
+                        .edit_message_text(chat, MessageId(edit.message_id), text);
                 if let Some(keyboard) = &edit.keyboard {
                     request = request.reply_markup(inline_keyboard(keyboard));
                 }
                 request.await?;
             }
             Action::EditKeyboard(edit) => {
-                let mut request = self.bot.edit_message_reply_markup(chat, MessageId(edit.message_id));
+                let mut request = self
+                    .bot
+                    .edit_message_reply_markup(chat, MessageId(edit.message_id));
                 if let Some(keyboard) = &edit.keyboard {
                     request = request.reply_markup(inline_keyboard(keyboard));
                 }
@@ -190,7 +233,9 @@ fn method_name(action: &Action) -> &'static str {
 
 fn telegram_markup(markup: &ReplyMarkup) -> TelegramMarkup {
     match markup {
-        ReplyMarkup::InlineKeyboard(keyboard) => TelegramMarkup::InlineKeyboard(inline_keyboard(keyboard)),
+        ReplyMarkup::InlineKeyboard(keyboard) => {
+            TelegramMarkup::InlineKeyboard(inline_keyboard(keyboard))
+        }
         ReplyMarkup::RemoveKeyboard => TelegramMarkup::KeyboardRemove(KeyboardRemove::new()),
     }
 }

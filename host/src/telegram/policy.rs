@@ -47,9 +47,10 @@ const TABLE: &[(&str, Decision)] = &[
 /// Decides what `error` means, with the reason to log beside the decision.
 pub fn decide(error: &RequestError) -> (Decision, String) {
     match error {
-        RequestError::RetryAfter(seconds) => {
-            (Decision::RetryAfter(seconds.duration()), format!("flood control: {error}"))
-        }
+        RequestError::RetryAfter(seconds) => (
+            Decision::RetryAfter(seconds.duration()),
+            format!("flood control: {error}"),
+        ),
         RequestError::Network(_) | RequestError::Io(_) | RequestError::InvalidJson { .. } => {
             (Decision::Retry, error.to_string())
         }
@@ -88,7 +89,10 @@ mod tests {
              are exactly the same as a current content and reply markup of the message",
             Decision::Done,
         ),
-        ("Bad Request: message to edit not found", Decision::SendAsNew),
+        (
+            "Bad Request: message to edit not found",
+            Decision::SendAsNew,
+        ),
         (
             "Bad Request: query is too old and response timeout expired or query ID is invalid",
             Decision::Skip,
@@ -97,9 +101,15 @@ mod tests {
         ("Forbidden: bot was blocked by the user", Decision::ChatGone),
         ("Forbidden: user is deactivated", Decision::ChatGone),
         ("Bad Request: chat not found", Decision::ChatGone),
-        ("Forbidden: bot was kicked from the supergroup chat", Decision::ChatGone),
+        (
+            "Forbidden: bot was kicked from the supergroup chat",
+            Decision::ChatGone,
+        ),
         ("Bad Request: group is deactivated", Decision::ChatGone),
-        ("Forbidden: bot is not a member of the channel chat", Decision::ChatGone),
+        (
+            "Forbidden: bot is not a member of the channel chat",
+            Decision::ChatGone,
+        ),
         ("Bad Gateway", Decision::Retry),
         ("Gateway Timeout", Decision::Retry),
         ("Internal Server Error", Decision::Retry),
@@ -116,7 +126,9 @@ mod tests {
     #[test]
     fn every_table_row_is_covered_by_a_case() {
         for (pattern, _) in TABLE {
-            let covered = CASES.iter().any(|(description, _)| description.to_lowercase().contains(pattern));
+            let covered = CASES
+                .iter()
+                .any(|(description, _)| description.to_lowercase().contains(pattern));
             assert!(covered, "no test case for policy row {pattern:?}");
         }
     }
@@ -136,6 +148,9 @@ mod tests {
     #[test]
     fn flood_control_waits_as_told() {
         let error = RequestError::RetryAfter(teloxide::types::Seconds::from_seconds(222));
-        assert_eq!(decide(&error).0, Decision::RetryAfter(Duration::from_secs(222)));
+        assert_eq!(
+            decide(&error).0,
+            Decision::RetryAfter(Duration::from_secs(222))
+        );
     }
 }

@@ -51,7 +51,9 @@ impl PollHealth {
 }
 
 fn now_ms() -> u64 {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -69,7 +71,10 @@ impl Poller {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut offset: Option<i32> = None;
         let mut backoff = MIN_BACKOFF;
-        info!(timeout_secs = self.poll_timeout_secs, "long polling started");
+        info!(
+            timeout_secs = self.poll_timeout_secs,
+            "long polling started"
+        );
 
         loop {
             let request = self
@@ -94,7 +99,13 @@ impl Poller {
                         updates
                     }
                     None => {
-                        backoff = self.back_off(backoff, &format!("invalid getUpdates answer: {source}"), &shutdown).await;
+                        backoff = self
+                            .back_off(
+                                backoff,
+                                &format!("invalid getUpdates answer: {source}"),
+                                &shutdown,
+                            )
+                            .await;
                         continue;
                     }
                 },
@@ -103,7 +114,9 @@ impl Poller {
                     continue;
                 }
                 Err(_) => {
-                    backoff = self.back_off(backoff, "getUpdates timed out", &shutdown).await;
+                    backoff = self
+                        .back_off(backoff, "getUpdates timed out", &shutdown)
+                        .await;
                     continue;
                 }
             };
@@ -114,15 +127,26 @@ impl Poller {
                 offset = Some(update.id.as_offset());
                 match classify(&update, &self.bot_username) {
                     Ok(inbound) => self.dispatcher.dispatch(inbound),
-                    Err(ignored) => debug!(update_id = ignored.update_id, reason = %ignored.reason, "update ignored"),
+                    Err(ignored) => {
+                        debug!(update_id = ignored.update_id, reason = %ignored.reason, "update ignored")
+                    }
                 }
             }
         }
         info!("long polling stopped");
     }
 
-    async fn back_off(&self, backoff: Duration, reason: &str, shutdown: &CancellationToken) -> Duration {
-        warn!(reason, retry_in_ms = backoff.as_millis() as u64, "getUpdates failed");
+    async fn back_off(
+        &self,
+        backoff: Duration,
+        reason: &str,
+        shutdown: &CancellationToken,
+    ) -> Duration {
+        warn!(
+            reason,
+            retry_in_ms = backoff.as_millis() as u64,
+            "getUpdates failed"
+        );
         tokio::select! {
             _ = shutdown.cancelled() => {}
             _ = tokio::time::sleep(backoff) => {}
@@ -143,11 +167,18 @@ pub fn parse_lenient(raw: &str) -> Option<Vec<TelegramUpdate>> {
     let parsed = updates
         .iter()
         .filter_map(|value| {
-            let id = value.get("update_id")?.as_u64().and_then(|id| u32::try_from(id).ok())?;
+            let id = value
+                .get("update_id")?
+                .as_u64()
+                .and_then(|id| u32::try_from(id).ok())?;
             // From text, not from the value: teloxide's update deserializer
             // needs string keys it can borrow.
-            let update = serde_json::from_str::<TelegramUpdate>(&value.to_string())
-                .unwrap_or(TelegramUpdate { id: UpdateId(id), kind: UpdateKind::Error(value.clone()) });
+            let update = serde_json::from_str::<TelegramUpdate>(&value.to_string()).unwrap_or(
+                TelegramUpdate {
+                    id: UpdateId(id),
+                    kind: UpdateKind::Error(value.clone()),
+                },
+            );
             Some(update)
         })
         .collect();
@@ -173,7 +204,9 @@ mod tests {
 
     #[test]
     fn lenient_parse_rejects_error_answers() {
-        assert!(parse_lenient(r#"{"ok":false,"error_code":502,"description":"Bad Gateway"}"#).is_none());
+        assert!(
+            parse_lenient(r#"{"ok":false,"error_code":502,"description":"Bad Gateway"}"#).is_none()
+        );
         assert!(parse_lenient("<html>502 Bad Gateway</html>").is_none());
     }
 }

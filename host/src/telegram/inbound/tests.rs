@@ -15,8 +15,12 @@ fn private_chat() -> Value {
 /// Builds an update with a message from Ann in her private chat, with
 /// `content` merged into the message.
 fn message_update(update_id: i64, content: Value) -> TelegramUpdate {
-    let mut message = json!({"message_id": 11, "from": ann(), "chat": private_chat(), "date": 1796374800});
-    message.as_object_mut().unwrap().extend(content.as_object().unwrap().clone());
+    let mut message =
+        json!({"message_id": 11, "from": ann(), "chat": private_chat(), "date": 1796374800});
+    message
+        .as_object_mut()
+        .unwrap()
+        .extend(content.as_object().unwrap().clone());
     parse(json!({"update_id": update_id, "message": message}))
 }
 
@@ -48,7 +52,9 @@ fn command_with_args_and_bot_suffix() {
         1,
         json!({"text": "/Log@demo_flow_bot squat 5", "entities": [{"type": "bot_command", "offset": 0, "length": 18}]}),
     );
-    let Event::Command(command) = flow_event(&update) else { panic!("not a command") };
+    let Event::Command(command) = flow_event(&update) else {
+        panic!("not a command")
+    };
     assert_eq!(command.name, "log");
     assert_eq!(command.args, "squat 5");
 }
@@ -95,7 +101,10 @@ fn gif_with_animation_and_document_is_animation() {
     let file = json!({"file_id": "CgACAgQAAxk", "file_unique_id": "AgADx", "file_name": "lift.gif.mp4", "mime_type": "video/mp4"});
     let mut animation = file.clone();
     animation.as_object_mut().unwrap().extend(
-        json!({"width": 320, "height": 240, "duration": 3}).as_object().unwrap().clone(),
+        json!({"width": 320, "height": 240, "duration": 3})
+            .as_object()
+            .unwrap()
+            .clone(),
     );
     let update = message_update(5, json!({"animation": animation, "document": file}));
     assert!(matches!(flow_event(&update), Event::Animation));
@@ -112,22 +121,34 @@ fn photo_carries_its_caption() {
 
 #[test]
 fn edited_message_carries_new_text() {
-    let update = parse(json!({"update_id": 7, "edited_message": {"message_id": 11, "from": ann(),
-        "chat": private_chat(), "date": 1796374800, "edit_date": 1796374860, "text": "squat 3x5"}}));
+    let update = parse(
+        json!({"update_id": 7, "edited_message": {"message_id": 11, "from": ann(),
+        "chat": private_chat(), "date": 1796374800, "edit_date": 1796374860, "text": "squat 3x5"}}),
+    );
     assert!(matches!(flow_event(&update), Event::EditedMessage(Some(text)) if text == "squat 3x5"));
 }
 
 #[test]
 fn callback_press_names_its_message() {
-    let update = parse(json!({"update_id": 100301, "callback_query": {"id": "4400000000000000301",
+    let update = parse(
+        json!({"update_id": 100301, "callback_query": {"id": "4400000000000000301",
         "from": ann(), "chat_instance": "-5500000000000000301", "data": "set:A",
         "message": {"message_id": 31, "from": {"id": 7000000001u64, "is_bot": true, "first_name": "Demo Flow Bot", "username": BOT},
-            "chat": private_chat(), "date": 1796374900, "text": "Pick a question set"}}}));
+            "chat": private_chat(), "date": 1796374900, "text": "Pick a question set"}}}),
+    );
     let inbound = classify(&update, BOT).unwrap();
     assert_eq!(inbound.key, ConversationKey::new(1001, 1001));
-    let InboundKind::Flow { view, callback_query_id } = inbound.kind else { panic!("not a flow update") };
+    let InboundKind::Flow {
+        view,
+        callback_query_id,
+    } = inbound.kind
+    else {
+        panic!("not a flow update")
+    };
     assert_eq!(callback_query_id.as_deref(), Some("4400000000000000301"));
-    let Event::Callback(callback) = view.event else { panic!("not a callback") };
+    let Event::Callback(callback) = view.event else {
+        panic!("not a callback")
+    };
     assert_eq!(callback.data, "set:A");
     assert_eq!(callback.message_id, Some(31));
 }
@@ -137,10 +158,15 @@ fn blocked_bot_is_membership_change() {
     let bot = json!({"id": 7000000001u64, "is_bot": true, "first_name": "Demo Flow Bot", "username": BOT});
     let member = |status: &str| json!({"user": bot, "status": status, "until_date": 0});
     for (old, new, active) in [("member", "kicked", false), ("kicked", "member", true)] {
-        let update = parse(json!({"update_id": 101201, "my_chat_member": {"chat": private_chat(), "from": ann(),
-            "date": 1796375600, "old_chat_member": member(old), "new_chat_member": member(new)}}));
+        let update = parse(
+            json!({"update_id": 101201, "my_chat_member": {"chat": private_chat(), "from": ann(),
+            "date": 1796375600, "old_chat_member": member(old), "new_chat_member": member(new)}}),
+        );
         let inbound = classify(&update, BOT).unwrap();
-        assert!(matches!(inbound.kind, InboundKind::Membership { active: a } if a == active), "{old} -> {new}");
+        assert!(
+            matches!(inbound.kind, InboundKind::Membership { active: a } if a == active),
+            "{old} -> {new}"
+        );
     }
 }
 
@@ -159,16 +185,25 @@ fn anonymous_admin_is_keyed_by_sender_chat() {
         "from": {"id": 1087968824, "is_bot": true, "first_name": "Group", "username": "GroupAnonymousBot"},
         "sender_chat": group, "chat": group, "date": 1796374800, "text": "hi"}}));
     let inbound = classify(&update, BOT).unwrap();
-    assert_eq!(inbound.key, ConversationKey::new(-1001987654321, -1001987654321));
+    assert_eq!(
+        inbound.key,
+        ConversationKey::new(-1001987654321, -1001987654321)
+    );
 }
 
 #[test]
 fn forum_topic_message_is_keyed_by_topic() {
-    let group = json!({"id": -1001987654321i64, "title": "Gym", "type": "supergroup", "is_forum": true});
-    let update = parse(json!({"update_id": 10, "message": {"message_id": 90, "message_thread_id": 77,
-        "is_topic_message": true, "from": ann(), "chat": group, "date": 1796374800, "text": "hi"}}));
+    let group =
+        json!({"id": -1001987654321i64, "title": "Gym", "type": "supergroup", "is_forum": true});
+    let update = parse(
+        json!({"update_id": 10, "message": {"message_id": 90, "message_thread_id": 77,
+        "is_topic_message": true, "from": ann(), "chat": group, "date": 1796374800, "text": "hi"}}),
+    );
     let inbound = classify(&update, BOT).unwrap();
-    assert_eq!(inbound.key, ConversationKey::new(-1001987654321, 1001).with_thread(Some(77)));
+    assert_eq!(
+        inbound.key,
+        ConversationKey::new(-1001987654321, 1001).with_thread(Some(77))
+    );
 }
 
 #[test]
@@ -192,11 +227,18 @@ fn unparsed_kind_without_chat_is_ignored() {
         kind: UpdateKind::Error(json!({"update_id": 12, "purchased_paid_media": {"from": ann()}})),
     };
     let ignored = classify(&update, BOT).unwrap_err();
-    assert!(ignored.reason.contains("purchased_paid_media"), "{}", ignored.reason);
+    assert!(
+        ignored.reason.contains("purchased_paid_media"),
+        "{}",
+        ignored.reason
+    );
 }
 
 #[test]
 fn service_message_is_ignored() {
     let update = message_update(13, json!({"new_chat_title": "Gym buddies"}));
-    assert_eq!(classify(&update, BOT).unwrap_err().reason, "service message");
+    assert_eq!(
+        classify(&update, BOT).unwrap_err().reason,
+        "service message"
+    );
 }

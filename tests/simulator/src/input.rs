@@ -24,6 +24,21 @@ impl Simulator {
         })
     }
 
+    /// Queues several raw updates at once, so a single `getUpdates` answer
+    /// carries them all (as when a user sends a burst while the bot is busy).
+    /// Returns their `update_id`s in order.
+    pub fn push_batch(&self, updates: Vec<Value>) -> Vec<i64> {
+        self.shared.update(|state| {
+            updates
+                .into_iter()
+                .map(|mut update| {
+                    state.absorb_update(&mut update);
+                    state.updates.push(update)
+                })
+                .collect()
+        })
+    }
+
     /// Makes the private chat with `user` known without sending a message, as
     /// if the user had started the bot earlier.
     pub fn add_private_chat(&self, user: &SimUser) {

@@ -13,11 +13,11 @@ build_flows() {
     local packages=()
     for crate in "${FLOW_CRATES[@]}"; do packages+=(-p "$crate"); done
     log "building flows: ${FLOW_CRATES[*]}"
-    (cd "$ROOT" && cargo build --release --target wasm32-wasip2 "${packages[@]}")
+    (cd "$ROOT" && cargo build --profile flow --target wasm32-wasip2 "${packages[@]}")
     mkdir -p "$FLOWS_DIR"
     for crate in "${FLOW_CRATES[@]}"; do
         # Copy then rename, so a running host never reads a half-written file.
-        cp "$TARGET_DIR/wasm32-wasip2/release/$crate.wasm" "$FLOWS_DIR/.$crate.wasm.tmp"
+        cp "$TARGET_DIR/wasm32-wasip2/flow/$crate.wasm" "$FLOWS_DIR/.$crate.wasm.tmp"
         mv "$FLOWS_DIR/.$crate.wasm.tmp" "$FLOWS_DIR/$crate.wasm"
     done
 }

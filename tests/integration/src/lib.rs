@@ -1,0 +1,242 @@
+//! Support for the integration tests: a real redis-server on a free loopback
+//! port, the Bot API simulator, the built flow components, and the host
+//! running in-process against them.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use botapi_sim::{SimConfig, Simulator};
+use flowbot::config::Config;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use botapi_sim::{BotMessage, SimUser};
+
+/// How long a test waits for a reply before failing. Generous, because CI
+/// machines are shared; tests assert on what arrives, never on how fast.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Root of the workspace.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root exists")
+}
+
+/// Folder with the built flow components (`<flow>.wasm`), from
+/// `FLOWBOT_FLOWS_DIR` or `target/flows`.
+pub fn built_flows_dir() -> PathBuf {
+    let dir = std::env::var_os("FLOWBOT_FLOWS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/flows"));
+    assert!(
+        dir.join("workouts.wasm").is_file(),
+        "flow components missing in {}: run scripts/build-flows (scripts/test does it)",
+        dir.display()
+    );
+    dir
+}
+
+/// Logs to the test output when `RUST_LOG` is set.
+pub fn init_logging() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+        }
+    });
+}
+
+/// A temporary folder removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> Self {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let unique = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("flowbot-{label}-{}-{unique}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("temp dir can be created");
+        Self(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A redis-server started from `redis-conf/redis.conf` on a free loopback
+/// port with a random password; stopped on drop.
+pub struct RedisServer {
+    child: Child,
+    pub url: String,
+    _dir: TempDir,
+}
+
+impl RedisServer {
+    pub fn start() -> anyhow::Result<Self> {
+        let dir = TempDir::new("redis");
+        let port = free_port()?;
+        let password = format!("test-{}-{port}", std::process::id());
+        let config = workspace_root().join("redis-conf/redis.conf");
+        let child = Command::new("redis-server")
+            .arg(&config)
+            .args(["--port", &port.to_string(), "--requirepass", &password])
+            .arg("--dir")
+            .arg(dir.path())
+            .args(["--logfile", "redis.log", "--appendfsync", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("failed to start redis-server: run scripts/setup to install it")?;
+        let url = format!("redis://:{password}@127.0.0.1:{port}/0");
+        let server = Self { child, url, _dir: dir };
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    fn wait_ready(&self) -> anyhow::Result<()> {
+        let client = redis::Client::open(self.url.as_str())?;
+        let started = Instant::now();
+        loop {
+            if let Ok(mut connection) = client.get_connection()
+                && redis::cmd("PING").query::<String>(&mut connection).is_ok()
+            {
+                return Ok(());
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                bail!("redis-server did not answer PING within 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub async fn connection(&self) -> anyhow::Result<redis::aio::MultiplexedConnection> {
+        let client = redis::Client::open(self.url.as_str())?;
+        Ok(client.get_multiplexed_async_connection().await?)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// The host running in-process against its own Redis and simulator.
+pub struct TestBot {
+    pub sim: Simulator,
+    pub redis: RedisServer,
+    shutdown: CancellationToken,
+    host: Option<JoinHandle<anyhow::Result<()>>>,
+    _flows: TempDir,
+}
+
+impl TestBot {
+    /// Starts a host serving the built flows named in `flows`.
+    pub async fn start(flows: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with(flows, |_| {}).await
+    }
+
+    /// Like [`TestBot::start`], with `adjust` applied to the configuration.
+    pub async fn start_with(flows: &[&str], adjust: impl FnOnce(&mut Config)) -> anyhow::Result<Self> {
+        init_logging();
+        let built = built_flows_dir();
+        let flows_dir = TempDir::new("flows");
+        for flow in flows {
+            let file = format!("{flow}.wasm");
+            std::fs::copy(built.join(&file), flows_dir.path().join(&file))
+                .with_context(|| format!("failed to copy flow {file}"))?;
+        }
+        let redis = RedisServer::start()?;
+        let sim = Simulator::start(SimConfig::default()).await?;
+
+        let mut config = Config::default();
+        config.telegram.token = Some(sim.token().to_owned());
+        config.telegram.api_url = sim.api_url();
+        config.telegram.poll_timeout_secs = 1;
+        config.redis.url = redis.url.clone();
+        config.flows.dir = flows_dir.path().to_owned();
+        adjust(&mut config);
+        config.validate()?;
+
+        let shutdown = CancellationToken::new();
+        let host = tokio::spawn(flowbot::app::run(config, shutdown.clone()));
+        let mut bot = Self { sim, redis, shutdown, host: Some(host), _flows: flows_dir };
+        bot.wait_until_polling().await?;
+        Ok(bot)
+    }
+
+    /// Waits until the host has registered its commands and polls.
+    async fn wait_until_polling(&mut self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        while !self.sim.calls().iter().any(|call| call.method == "getUpdates") {
+            if started.elapsed() > REPLY_TIMEOUT {
+                bail!("host did not start polling within {REPLY_TIMEOUT:?}");
+            }
+            if self.host.as_ref().is_some_and(JoinHandle::is_finished) {
+                let result = self.host.take().expect("checked above").await?;
+                bail!("host stopped during start-up: {result:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// Sends `text` from `user` and waits until the chat has `expected` bot
+    /// messages in total; returns the newest one.
+    pub async fn say(&self, user: &SimUser, text: &str, expected: usize) -> anyhow::Result<BotMessage> {
+        self.sim.send_text(user, text);
+        self.last_message(user.id, expected).await
+    }
+
+    /// Presses `data` on bot message `message_id` and waits until the chat
+    /// has `expected` bot messages in total; returns the newest one.
+    pub async fn press(&self, user: &SimUser, message_id: i32, data: &str, expected: usize) -> anyhow::Result<BotMessage> {
+        self.sim.press_button(user, message_id, data);
+        self.last_message(user.id, expected).await
+    }
+
+    pub async fn last_message(&self, chat_id: i64, expected: usize) -> anyhow::Result<BotMessage> {
+        let messages = self.sim.wait_for_messages(chat_id, expected, REPLY_TIMEOUT).await?;
+        Ok(messages.last().cloned().expect("wait_for_messages returns at least one"))
+    }
+
+    /// Waits until the simulator holds no unconfirmed updates and the host has
+    /// had time to finish them, judged by the chat's message count settling.
+    pub async fn settle(&self) {
+        let started = Instant::now();
+        while self.sim.pending_updates() > 0 && started.elapsed() < REPLY_TIMEOUT {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the host and returns its result.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        match self.host.take() {
+            Some(host) => host.await.context("host task panicked")?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestBot {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

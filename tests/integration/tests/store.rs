@@ -1,0 +1,116 @@
+//! The Redis state store against a real redis-server.
+
+use flowbot::conversation::ConversationKey;
+use flowbot::store::{Commit, StateStore, StateWrite, StoreError};
+use flowbot_integration::RedisServer;
+use redis::AsyncCommands;
+
+const BOT_ID: i64 = 7000000001;
+
+async fn store(redis: &RedisServer) -> StateStore {
+    StateStore::connect(&redis.url, "flowbot", BOT_ID, 180).await.expect("store connects")
+}
+
+fn put<'a>(expected_revision: u64, update_id: i64, data: &'a [u8]) -> Commit<'a> {
+    Commit {
+        expected_revision,
+        update_id,
+        active_flow: Some("workouts"),
+        flow: Some("workouts"),
+        write: StateWrite::Put { data, schema: 1, version: "0.1.0" },
+    }
+}
+
+#[tokio::test]
+async fn commit_then_load_round_trips() -> anyhow::Result<()> {
+    let redis = RedisServer::start()?;
+    let store = store(&redis).await;
+    let key = ConversationKey::new(1001, 1001);
+
+    let revision = store.commit(key, &put(0, 100101, b"{\"sets\":1}")).await?;
+    assert_eq!(revision, 1);
+
+    let conversation = store.load(key).await?;
+    assert_eq!(conversation.revision, 1);
+    assert_eq!(conversation.active_flow.as_deref(), Some("workouts"));
+    assert_eq!(conversation.last_update_id, Some(100101));
+    let state = store.load_state(key, "workouts").await?.expect("state stored");
+    assert_eq!(state.data, b"{\"sets\":1}");
+    assert_eq!(state.schema, 1);
+    assert_eq!(state.version, "0.1.0");
+    Ok(())
+}
+
+#[tokio::test]
+async fn stale_revision_is_a_conflict() -> anyhow::Result<()> {
+    // Two hosts load revision 0 and both try to commit: one must lose, so
+    // neither overwrites the other's write unseen.
+    let redis = RedisServer::start()?;
+    let store = store(&redis).await;
+    let key = ConversationKey::new(1001, 1001);
+
+    store.commit(key, &put(0, 100101, b"[\"milk\"]")).await?;
+    let error = store.commit(key, &put(0, 100102, b"[\"bread\"]")).await.unwrap_err();
+    assert!(matches!(error, StoreError::Conflict(conflicted) if conflicted == key), "{error}");
+
+    let state = store.load_state(key, "workouts").await?.expect("state stored");
+    assert_eq!(state.data, b"[\"milk\"]");
+    Ok(())
+}
+
+#[tokio::test]
+async fn keys_are_namespaced_per_bot_and_user() -> anyhow::Result<()> {
+    let redis = RedisServer::start()?;
+    let store = store(&redis).await;
+    let ann = ConversationKey::new(-100123, 1001);
+    let ben = ConversationKey::new(-100123, 1002);
+
+    store.commit(ann, &put(0, 1, b"ann")).await?;
+    store.commit(ben, &put(0, 2, b"ben")).await?;
+
+    assert_eq!(store.conversation_key(ann), "flowbot:b7000000001:{c-100123:u1001}:conv");
+    assert_eq!(store.load_state(ann, "workouts").await?.unwrap().data, b"ann");
+    assert_eq!(store.load_state(ben, "workouts").await?.unwrap().data, b"ben");
+
+    let mut connection = redis.connection().await?;
+    let ttl: i64 = connection.ttl(store.state_key(ann, "workouts")).await?;
+    assert!(ttl > 179 * 24 * 3600, "state TTL is refreshed on commit, got {ttl}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn delete_and_release_clear_the_record() -> anyhow::Result<()> {
+    let redis = RedisServer::start()?;
+    let store = store(&redis).await;
+    let key = ConversationKey::new(1001, 1001);
+
+    store.commit(key, &put(0, 1, b"x")).await?;
+    let release = Commit {
+        expected_revision: 1,
+        update_id: 2,
+        active_flow: None,
+        flow: Some("workouts"),
+        write: StateWrite::Delete,
+    };
+    store.commit(key, &release).await?;
+
+    let conversation = store.load(key).await?;
+    assert_eq!(conversation.active_flow, None);
+    assert_eq!(conversation.revision, 2);
+    assert!(store.load_state(key, "workouts").await?.is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn chat_inactive_flag_toggles() -> anyhow::Result<()> {
+    let redis = RedisServer::start()?;
+    let store = store(&redis).await;
+
+    assert!(!store.is_chat_inactive(1001).await?);
+    store.set_chat_inactive(1001, true).await?;
+    assert!(store.is_chat_inactive(1001).await?);
+    assert!(!store.is_chat_inactive(1002).await?);
+    store.set_chat_inactive(1001, false).await?;
+    assert!(!store.is_chat_inactive(1001).await?);
+    Ok(())
+}

@@ -268,6 +268,8 @@ fn message_event(message: &Message, bot_username: &str) -> Option<Event> {
     let common = match &message.kind {
         MessageKind::Common(common) => common,
         MessageKind::Dice(_) => return Some(Event::Unknown("dice".to_owned())),
+        // teloxide's fallback for content it does not know; its field name is lost.
+        MessageKind::Empty {} => return Some(Event::Unknown("message".to_owned())),
         _ => return None,
     };
     let event = match &common.media_kind {

@@ -22,7 +22,10 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Root of the workspace.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root exists")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root exists")
 }
 
 /// Folder with the built flow components (`<flow>.wasm`), from
@@ -44,7 +47,10 @@ pub fn init_logging() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         if std::env::var_os("RUST_LOG").is_some() {
-            let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
         }
     });
 }
@@ -56,7 +62,8 @@ impl TempDir {
     pub fn new(label: &str) -> Self {
         static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let unique = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("flowbot-{label}-{}-{unique}", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("flowbot-{label}-{}-{unique}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("temp dir can be created");
         Self(path)
@@ -98,7 +105,11 @@ impl RedisServer {
             .spawn()
             .context("failed to start redis-server: run scripts/setup to install it")?;
         let url = format!("redis://:{password}@127.0.0.1:{port}/0");
-        let server = Self { child, url, _dir: dir };
+        let server = Self {
+            child,
+            url,
+            _dir: dir,
+        };
         server.wait_ready()?;
         Ok(server)
     }
@@ -153,7 +164,10 @@ impl TestBot {
     }
 
     /// Like [`TestBot::start`], with `adjust` applied to the configuration.
-    pub async fn start_with(flows: &[&str], adjust: impl FnOnce(&mut Config)) -> anyhow::Result<Self> {
+    pub async fn start_with(
+        flows: &[&str],
+        adjust: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<Self> {
         init_logging();
         let built = built_flows_dir();
         let flows_dir = TempDir::new("flows");
@@ -176,7 +190,13 @@ impl TestBot {
 
         let shutdown = CancellationToken::new();
         let host = tokio::spawn(flowbot::app::run(config, shutdown.clone()));
-        let mut bot = Self { sim, redis, shutdown, host: Some(host), _flows: flows_dir };
+        let mut bot = Self {
+            sim,
+            redis,
+            shutdown,
+            host: Some(host),
+            _flows: flows_dir,
+        };
         bot.wait_until_polling().await?;
         Ok(bot)
     }
@@ -184,7 +204,12 @@ impl TestBot {
     /// Waits until the host has registered its commands and polls.
     async fn wait_until_polling(&mut self) -> anyhow::Result<()> {
         let started = Instant::now();
-        while !self.sim.calls().iter().any(|call| call.method == "getUpdates") {
+        while !self
+            .sim
+            .calls()
+            .iter()
+            .any(|call| call.method == "getUpdates")
+        {
             if started.elapsed() > REPLY_TIMEOUT {
                 bail!("host did not start polling within {REPLY_TIMEOUT:?}");
             }
@@ -199,21 +224,38 @@ impl TestBot {
 
     /// Sends `text` from `user` and waits until the chat has `expected` bot
     /// messages in total; returns the newest one.
-    pub async fn say(&self, user: &SimUser, text: &str, expected: usize) -> anyhow::Result<BotMessage> {
+    pub async fn say(
+        &self,
+        user: &SimUser,
+        text: &str,
+        expected: usize,
+    ) -> anyhow::Result<BotMessage> {
         self.sim.send_text(user, text);
         self.last_message(user.id, expected).await
     }
 
     /// Presses `data` on bot message `message_id` and waits until the chat
     /// has `expected` bot messages in total; returns the newest one.
-    pub async fn press(&self, user: &SimUser, message_id: i32, data: &str, expected: usize) -> anyhow::Result<BotMessage> {
+    pub async fn press(
+        &self,
+        user: &SimUser,
+        message_id: i32,
+        data: &str,
+        expected: usize,
+    ) -> anyhow::Result<BotMessage> {
         self.sim.press_button(user, message_id, data);
         self.last_message(user.id, expected).await
     }
 
     pub async fn last_message(&self, chat_id: i64, expected: usize) -> anyhow::Result<BotMessage> {
-        let messages = self.sim.wait_for_messages(chat_id, expected, REPLY_TIMEOUT).await?;
-        Ok(messages.last().cloned().expect("wait_for_messages returns at least one"))
+        let messages = self
+            .sim
+            .wait_for_messages(chat_id, expected, REPLY_TIMEOUT)
+            .await?;
+        Ok(messages
+            .last()
+            .cloned()
+            .expect("wait_for_messages returns at least one"))
     }
 
     /// Waits until the simulator holds no unconfirmed updates and the host has

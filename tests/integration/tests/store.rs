@@ -8,7 +8,9 @@ use redis::AsyncCommands;
 const BOT_ID: i64 = 7000000001;
 
 async fn store(redis: &RedisServer) -> StateStore {
-    StateStore::connect(&redis.url, "flowbot", BOT_ID, 180).await.expect("store connects")
+    StateStore::connect(&redis.url, "flowbot", BOT_ID, 180)
+        .await
+        .expect("store connects")
 }
 
 fn put<'a>(expected_revision: u64, update_id: i64, data: &'a [u8]) -> Commit<'a> {
@@ -17,7 +19,11 @@ fn put<'a>(expected_revision: u64, update_id: i64, data: &'a [u8]) -> Commit<'a>
         update_id,
         active_flow: Some("workouts"),
         flow: Some("workouts"),
-        write: StateWrite::Put { data, schema: 1, version: "0.1.0" },
+        write: StateWrite::Put {
+            data,
+            schema: 1,
+            version: "0.1.0",
+        },
     }
 }
 
@@ -34,7 +40,10 @@ async fn commit_then_load_round_trips() -> anyhow::Result<()> {
     assert_eq!(conversation.revision, 1);
     assert_eq!(conversation.active_flow.as_deref(), Some("workouts"));
     assert_eq!(conversation.last_update_id, Some(100101));
-    let state = store.load_state(key, "workouts").await?.expect("state stored");
+    let state = store
+        .load_state(key, "workouts")
+        .await?
+        .expect("state stored");
     assert_eq!(state.data, b"{\"sets\":1}");
     assert_eq!(state.schema, 1);
     assert_eq!(state.version, "0.1.0");
@@ -50,10 +59,19 @@ async fn stale_revision_is_a_conflict() -> anyhow::Result<()> {
     let key = ConversationKey::new(1001, 1001);
 
     store.commit(key, &put(0, 100101, b"[\"milk\"]")).await?;
-    let error = store.commit(key, &put(0, 100102, b"[\"bread\"]")).await.unwrap_err();
-    assert!(matches!(error, StoreError::Conflict(conflicted) if conflicted == key), "{error}");
+    let error = store
+        .commit(key, &put(0, 100102, b"[\"bread\"]"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, StoreError::Conflict(conflicted) if conflicted == key),
+        "{error}"
+    );
 
-    let state = store.load_state(key, "workouts").await?.expect("state stored");
+    let state = store
+        .load_state(key, "workouts")
+        .await?
+        .expect("state stored");
     assert_eq!(state.data, b"[\"milk\"]");
     Ok(())
 }
@@ -68,13 +86,25 @@ async fn keys_are_namespaced_per_bot_and_user() -> anyhow::Result<()> {
     store.commit(ann, &put(0, 1, b"ann")).await?;
     store.commit(ben, &put(0, 2, b"ben")).await?;
 
-    assert_eq!(store.conversation_key(ann), "flowbot:b7000000001:{c-100123:u1001}:conv");
-    assert_eq!(store.load_state(ann, "workouts").await?.unwrap().data, b"ann");
-    assert_eq!(store.load_state(ben, "workouts").await?.unwrap().data, b"ben");
+    assert_eq!(
+        store.conversation_key(ann),
+        "flowbot:b7000000001:{c-100123:u1001}:conv"
+    );
+    assert_eq!(
+        store.load_state(ann, "workouts").await?.unwrap().data,
+        b"ann"
+    );
+    assert_eq!(
+        store.load_state(ben, "workouts").await?.unwrap().data,
+        b"ben"
+    );
 
     let mut connection = redis.connection().await?;
     let ttl: i64 = connection.ttl(store.state_key(ann, "workouts")).await?;
-    assert!(ttl > 179 * 24 * 3600, "state TTL is refreshed on commit, got {ttl}");
+    assert!(
+        ttl > 179 * 24 * 3600,
+        "state TTL is refreshed on commit, got {ttl}"
+    );
     Ok(())
 }
 

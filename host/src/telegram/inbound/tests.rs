@@ -242,3 +242,11 @@ fn service_message_is_ignored() {
         "service message"
     );
 }
+
+#[test]
+fn message_with_unknown_content_is_unknown() {
+    // teloxide parses a message whose content it does not know as
+    // `MessageKind::Empty`; it must reach the flow, not vanish as a service message.
+    let update = message_update(14, json!({"hologram": {"file_id": "HOLO1", "depth": 3}}));
+    assert!(matches!(flow_event(&update), Event::Unknown(kind) if kind == "message"));
+}

@@ -33,7 +33,7 @@ async fn two_hundred_users_log_sets_at_once() -> anyhow::Result<()> {
     for index in 0..USERS {
         let bot = bot.clone();
         users.spawn(async move {
-            let user = SimUser::new(5000 + index, &format!("User{index}"));
+            let user = SimUser::new(5000 + index, format!("User{index}"));
             // A name only this user types, so a misrouted reply is visible.
             let exercise = format!("lift-{index}-Ω");
             let reps = index % 20 + 1;

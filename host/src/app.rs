@@ -7,16 +7,17 @@ use anyhow::Context;
 use teloxide::prelude::*;
 use teloxide::types::BotCommand;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::handler::Handler;
 use crate::registry::FlowSet;
 use crate::runtime::Runtime;
-use crate::store::StateStore;
+use crate::store::{StateStore, StoreError};
+use crate::telegram::inbound::{Inbound, InboundKind, classify};
 use crate::telegram::outbound::Sender;
-use crate::telegram::polling::{PollHealth, Poller};
+use crate::telegram::polling::{PollHealth, Poller, parse_stored};
 
 /// Time given to updates in progress to finish after a stop was requested.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -69,14 +70,24 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
     let flows = Arc::new(RwLock::new(Arc::new(flows)));
     let sender = Sender::new(bot.clone(), store.clone());
-    let handler = Arc::new(Handler::new(runtime, flows, store, sender));
-    let dispatcher = Dispatcher::new(handler, config.dispatch.max_concurrent);
+    let handler = Arc::new(Handler::new(
+        runtime,
+        flows,
+        store.clone(),
+        sender,
+        config.dispatch.max_concurrent,
+    ));
+    let dispatcher = Dispatcher::new(handler);
+    recover(&store, &dispatcher, &bot_username)
+        .await
+        .context("failed to recover pending work from Redis")?;
     let poller = Poller {
         bot: poll_bot,
         bot_username,
         poll_timeout_secs: config.telegram.poll_timeout_secs,
         request_timeout: config.telegram.poll_request_timeout(),
         dispatcher: dispatcher.clone(),
+        store,
         health: Arc::new(PollHealth::default()),
     };
     info!("flowbot started");
@@ -96,6 +107,53 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         );
     }
     info!("flowbot stopped");
+    Ok(())
+}
+
+/// Dispatches the work a previous run left in Redis: outboxes first, then
+/// stored updates in `update_id` order, per conversation. Runs before polling
+/// starts, so it can also unmark conversations with nothing left.
+async fn recover(
+    store: &StateStore,
+    dispatcher: &Arc<Dispatcher>,
+    bot_username: &str,
+) -> Result<(), StoreError> {
+    let (mut conversations, mut updates, mut idle) = (0, 0, 0);
+    for key in store.pending_conversations().await? {
+        if store.unmark_if_idle(key).await? {
+            idle += 1;
+            continue;
+        }
+        conversations += 1;
+        if !store.outbox(key).await?.is_empty() {
+            dispatcher.dispatch(Inbound {
+                update_id: 0,
+                key,
+                kind: InboundKind::Resume,
+            });
+        }
+        for stashed in store.inbox(key).await? {
+            let update = match parse_stored(&stashed.raw) {
+                Ok(update) => update,
+                Err(error) => {
+                    warn!(update_id = stashed.update_id, %key, %error, "invalid stored update dropped");
+                    store.drop_inbox_through(key, stashed.update_id).await?;
+                    continue;
+                }
+            };
+            match classify(&update, bot_username) {
+                Ok(inbound) => {
+                    updates += 1;
+                    dispatcher.dispatch(inbound);
+                }
+                Err(ignored) => {
+                    debug!(update_id = ignored.update_id, reason = %ignored.reason, "stored update ignored");
+                    store.drop_inbox_through(key, stashed.update_id).await?;
+                }
+            }
+        }
+    }
+    info!(conversations, updates, idle, "recovered pending work");
     Ok(())
 }
 

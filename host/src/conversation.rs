@@ -42,6 +42,44 @@ impl fmt::Display for ConversationKey {
     }
 }
 
+impl std::str::FromStr for ConversationKey {
+    type Err = String;
+
+    /// Parses the `Display` form back, as stored in the pending set.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid =
+            || format!("invalid conversation key {text:?}: expected c<chat>:u<user>[:t<topic>]");
+        let mut parts = text.split(':');
+        let chat_id = parts
+            .next()
+            .and_then(|part| part.strip_prefix('c'))
+            .and_then(|id| id.parse().ok());
+        let user_id = parts
+            .next()
+            .and_then(|part| part.strip_prefix('u'))
+            .and_then(|id| id.parse().ok());
+        let (Some(chat_id), Some(user_id)) = (chat_id, user_id) else {
+            return Err(invalid());
+        };
+        let thread_id = match parts.next() {
+            None => None,
+            Some(part) => Some(
+                part.strip_prefix('t')
+                    .and_then(|id| id.parse().ok())
+                    .ok_or_else(invalid)?,
+            ),
+        };
+        if parts.next().is_some() {
+            return Err(invalid());
+        }
+        Ok(Self {
+            chat_id,
+            user_id,
+            thread_id,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +98,17 @@ mod tests {
         let topic = general.with_thread(Some(7));
         assert_ne!(general, topic);
         assert_eq!(topic.to_string(), "c-1001987654321:u1001:t7");
+    }
+
+    #[test]
+    fn display_form_parses_back() {
+        for key in [
+            ConversationKey::new(1001, 1001),
+            ConversationKey::new(-100123, 7).with_thread(Some(9)),
+        ] {
+            assert_eq!(key.to_string().parse::<ConversationKey>(), Ok(key));
+        }
+        assert!("c1:x2".parse::<ConversationKey>().is_err());
+        assert!("c1:u2:t3:z".parse::<ConversationKey>().is_err());
     }
 }

@@ -3,17 +3,17 @@
 //!
 //! Updates of one conversation are handled strictly in arrival order (which
 //! is `update_id` order), each after the previous one finished, including
-//! its commit. Different conversations run in parallel up to
-//! `max_concurrent`. Enqueueing never waits, so a slow conversation never
-//! slows intake or any other conversation. A conversation with an empty queue
-//! has no task and no map entry, so idle conversations cost no memory.
+//! its commit and delivery. Different conversations run in parallel; the
+//! handler bounds how many invoke flows at once. Enqueueing never waits, so
+//! a slow conversation never slows intake or any other conversation. A
+//! conversation with an empty queue has no task and no map entry, so idle
+//! conversations cost no memory.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::conversation::ConversationKey;
@@ -32,16 +32,14 @@ impl Handle for crate::handler::Handler {
 
 pub struct Dispatcher {
     queues: Mutex<HashMap<ConversationKey, VecDeque<Inbound>>>,
-    permits: Arc<Semaphore>,
     handler: Arc<dyn Handle>,
     tasks: TaskTracker,
 }
 
 impl Dispatcher {
-    pub fn new(handler: Arc<dyn Handle>, max_concurrent: usize) -> Arc<Self> {
+    pub fn new(handler: Arc<dyn Handle>) -> Arc<Self> {
         Arc::new(Self {
             queues: Mutex::new(HashMap::new()),
-            permits: Arc::new(Semaphore::new(max_concurrent)),
             handler,
             tasks: TaskTracker::new(),
         })
@@ -82,14 +80,7 @@ impl Dispatcher {
                 }
             };
 
-            let permit = self
-                .permits
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("semaphore never closed");
             self.handler.handle(inbound).await;
-            drop(permit);
 
             // The update stays queued until handled, so `dispatch` sees a busy
             // conversation and never starts a second worker for it.
@@ -163,7 +154,7 @@ mod tests {
         let recorder = Arc::new(Recorder {
             handled: Mutex::new(Vec::new()),
         });
-        let dispatcher = Dispatcher::new(recorder.clone(), 4);
+        let dispatcher = Dispatcher::new(recorder.clone());
         dispatcher.dispatch(inbound(1, 1));
         dispatcher.dispatch(inbound(2, 1));
         dispatcher.dispatch(inbound(3, 2));

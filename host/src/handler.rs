@@ -2,24 +2,36 @@
 //! commit, deliver.
 //!
 //! The conversation key travels with the update through every step, and the
-//! flow's actions are bound to the update's own chat, so no step can answer
+//! flow's actions are bound to the update's own chat, so no step can reply to
 //! the wrong user. The dispatcher guarantees that updates of one conversation
 //! reach this code one at a time; the revision check in the commit protects
 //! the same conversation handled by another host.
+//!
+//! The commit also removes the update from the conversation's inbox and puts
+//! its actions in the outbox, so after a crash an update is either handled
+//! again from the inbox or its replies go out from the outbox, never both.
+//! A flow failure commits no state but does record the update as handled,
+//! with an apology in the outbox, so a poisonous update is not retried.
 
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tokio::sync::Semaphore;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::conversation::ConversationKey;
 use crate::registry::FlowSet;
 use crate::router::{self, Route};
-use crate::runtime::{Action, Event, InvokeError, Runtime, StateChange, Update};
+use crate::runtime::{Action, AnswerCallback, Event, InvokeError, Runtime, StateChange, Update};
 use crate::store::{Commit, StateStore, StateWrite, StoreError};
 use crate::telegram::inbound::{Inbound, InboundKind};
-use crate::telegram::outbound::{Delivered, Sender, Target};
+use crate::telegram::outbound::{Delivered, Outgoing, Sender, Target};
 
-/// Commits retried on a revision conflict before the update is given up.
-const MAX_COMMIT_ATTEMPTS: u32 = 5;
+/// Attempts of one update against conflicts or an unreachable store. An
+/// update that runs out stays in the inbox and is handled at the next start.
+const MAX_ATTEMPTS: u32 = 6;
+/// Two presses of the same button closer than this are one press.
+const DOUBLE_TAP_WINDOW: Duration = Duration::from_millis(1500);
 
 pub const APOLOGY: &str = "Sorry, something went wrong on our side while handling that. It was not your fault; please try again.";
 pub const TOO_SLOW: &str = "Sorry, that took too long on our side and was stopped. It was not your fault; please try again.";
@@ -37,6 +49,9 @@ pub struct Handler {
     flows: SharedFlows,
     store: StateStore,
     sender: Sender,
+    /// Bounds the updates being invoked and committed at once; delivery
+    /// happens outside it, so slow chats do not hold it.
+    permits: Arc<Semaphore>,
 }
 
 /// What handling produced, before it is committed.
@@ -63,15 +78,19 @@ impl Handler {
         flows: SharedFlows,
         store: StateStore,
         sender: Sender,
+        max_concurrent: usize,
     ) -> Self {
+        let permits = Arc::new(Semaphore::new(max_concurrent));
         Self {
             runtime,
             flows,
             store,
             sender,
+            permits,
         }
     }
 
+    /// Handles one update, then delivers the conversation's outbox.
     pub async fn handle(&self, inbound: Inbound) {
         let span = info_span!(
             "update",
@@ -79,52 +98,80 @@ impl Handler {
             chat_id = inbound.key.chat_id,
             user_id = inbound.key.user_id,
         );
-        self.handle_inner(inbound).instrument(span).await;
+        async {
+            match &inbound.kind {
+                InboundKind::Membership { active } => {
+                    self.change_membership(&inbound, *active).await
+                }
+                InboundKind::Flow {
+                    view,
+                    callback_query_id,
+                } => {
+                    let target = Target {
+                        chat_id: inbound.key.chat_id,
+                        thread_id: inbound.key.thread_id,
+                        callback_query_id: callback_query_id.clone(),
+                    };
+                    self.apply(&inbound, view, &target).await;
+                }
+                InboundKind::Resume => {}
+            }
+            match self.sender.flush(inbound.key).await {
+                Ok(Delivered::Sent) => {}
+                Ok(Delivered::ChatGone) => info!("chat is gone, outbox dropped"),
+                Err(error) => {
+                    warn!(%error, "outbox delivery failed, kept for the next update or start")
+                }
+            }
+        }
+        .instrument(span)
+        .await;
     }
 
-    async fn handle_inner(&self, inbound: Inbound) {
+    async fn change_membership(&self, inbound: &Inbound, active: bool) {
+        info!(active, "bot membership changed");
         let key = inbound.key;
-        let (view, callback_query_id) = match inbound.kind.clone() {
-            InboundKind::Membership { active } => {
-                info!(active, "bot membership changed");
-                if let Err(error) = self.store.set_chat_inactive(key.chat_id, !active).await {
-                    warn!(%error, "failed to record membership change");
-                }
-                return;
+        let result = async {
+            self.store.set_chat_inactive(key.chat_id, !active).await?;
+            if !active {
+                self.store.clear_outbox(key).await?;
             }
-            InboundKind::Flow {
-                view,
-                callback_query_id,
-            } => (view, callback_query_id),
+            self.store.drop_inbox_through(key, inbound.update_id).await
         };
-        let target = Target {
-            chat_id: key.chat_id,
-            thread_id: key.thread_id,
-            callback_query_id,
-        };
+        if let Err(error) = result.await {
+            warn!(%error, "failed to record membership change");
+        }
+    }
 
-        for _ in 0..MAX_COMMIT_ATTEMPTS {
-            match self.try_handle(&inbound, &view, &target).await {
+    /// Handles a flow update, retrying on revision conflicts and store errors.
+    async fn apply(&self, inbound: &Inbound, view: &Update, target: &Target) {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("semaphore never closed");
+        let mut backoff = Duration::from_millis(100);
+        for attempt in 1..=MAX_ATTEMPTS {
+            match self.try_handle(inbound, view, target).await {
                 Ok(()) => return,
                 Err(StoreError::Conflict(_)) => {
-                    debug!("revision conflict, handling the update again")
+                    debug!(attempt, "revision conflict, handling the update again")
                 }
                 Err(error) => {
-                    warn!(%error, "state store failed, update not applied");
-                    self.sender.reply(&target, APOLOGY).await;
-                    return;
+                    warn!(%error, attempt, "state store failed, retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
                 }
             }
         }
         warn!(
-            attempts = MAX_COMMIT_ATTEMPTS,
-            "update kept conflicting, not applied"
+            attempts = MAX_ATTEMPTS,
+            "update not applied; it stays in the inbox for the next start"
         );
-        self.sender.reply(&target, APOLOGY).await;
     }
 
-    /// Runs one attempt against freshly loaded state. Flow failures are
-    /// answered here; only store errors are returned.
+    /// Runs one attempt against freshly loaded state. Flow failures become
+    /// an apology in the plan; only store errors are returned.
     async fn try_handle(
         &self,
         inbound: &Inbound,
@@ -132,11 +179,6 @@ impl Handler {
         target: &Target,
     ) -> Result<(), StoreError> {
         let key = inbound.key;
-        if self.store.is_chat_inactive(key.chat_id).await? {
-            // The user writes again, so they unblocked the bot.
-            info!("chat is active again");
-            self.store.set_chat_inactive(key.chat_id, false).await?;
-        }
         let conversation = self.store.load(key).await?;
         if conversation
             .last_update_id
@@ -146,18 +188,43 @@ impl Handler {
                 last_update_id = conversation.last_update_id,
                 "update already applied, skipped"
             );
-            return Ok(());
+            return self.store.drop_inbox_through(key, inbound.update_id).await;
+        }
+        if self.store.is_chat_inactive(key.chat_id).await? {
+            debug!("chat is inactive, flows are not invoked until the bot is a member again");
+            return self.store.drop_inbox_through(key, inbound.update_id).await;
         }
 
+        // A press of the same button again within the window is answered
+        // and otherwise ignored, so a double tap applies once.
+        let tap = match &view.event {
+            Event::Callback(callback) => Some(format!(
+                "{}:{}",
+                callback.message_id.unwrap_or(0),
+                callback.data
+            )),
+            _ => None,
+        };
+        let now_ms = unix_ms();
+        let repeated = tap
+            .as_deref()
+            .is_some_and(|tap| is_repeated_tap(conversation.last_tap.as_deref(), tap, now_ms));
+
         let flows = self.flows.read().expect("flow set lock poisoned").clone();
-        let route = router::route(conversation.active_flow.as_deref(), &view.event, &flows);
+        let route = if repeated {
+            Route::Ignore
+        } else {
+            router::route(conversation.active_flow.as_deref(), &view.event, &flows)
+        };
         debug!(
             ?route,
+            repeated,
             active = conversation.active_flow.as_deref(),
             "routed"
         );
 
-        let plan = match route {
+        let active = &conversation.active_flow;
+        let mut plan = match route {
             Route::Flow {
                 flow,
                 callback_data,
@@ -166,15 +233,10 @@ impl Handler {
                 if let (Event::Callback(callback), Some(data)) = (&mut view.event, callback_data) {
                     callback.data = data;
                 }
-                match self.invoke(&flows, &flow, key, &view, target).await? {
-                    Some(plan) => plan,
-                    None => return Ok(()),
-                }
+                self.invoke(&flows, &flow, key, &view, active).await?
             }
-            Route::Help | Route::Start => {
-                host_plan(&conversation.active_flow, help_text(&flows, &route))
-            }
-            Route::Cancel => match &conversation.active_flow {
+            Route::Help | Route::Start => host_plan(active, help_text(&flows, &route)),
+            Route::Cancel => match active {
                 Some(flow) => Plan {
                     actions: vec![text_action(format!("Cancelled {flow}."))],
                     active_flow: None,
@@ -183,19 +245,30 @@ impl Handler {
                 },
                 None => host_plan(&None, NOTHING_TO_CANCEL.to_owned()),
             },
-            Route::NotUnderstood => host_plan(&conversation.active_flow, NOT_UNDERSTOOD.to_owned()),
-            Route::Unsupported => host_plan(&conversation.active_flow, UNSUPPORTED.to_owned()),
-            Route::StaleButton => notice_plan(&conversation.active_flow, STALE_BUTTON.to_owned()),
-            Route::Busy { active } => notice_plan(
-                &conversation.active_flow,
-                format!("Finish {active} first, or send /cancel."),
-            ),
-            Route::Ignore => {
-                debug!("nothing to do for this update");
-                host_plan(&conversation.active_flow, String::new())
+            Route::NotUnderstood => host_plan(active, NOT_UNDERSTOOD.to_owned()),
+            Route::Unsupported => host_plan(active, UNSUPPORTED.to_owned()),
+            Route::StaleButton => notice_plan(active, STALE_BUTTON.to_owned()),
+            Route::Busy { active: holder } => {
+                notice_plan(active, format!("Finish {holder} first, or send /cancel."))
             }
+            Route::Ignore => host_plan(active, String::new()),
         };
+        bind_callback_answer(&mut plan.actions, target);
 
+        let outbox: Vec<String> = plan
+            .actions
+            .into_iter()
+            .map(|action| {
+                serde_json::to_string(&Outgoing {
+                    target: target.clone(),
+                    action,
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|error| StoreError::Decode {
+                key: key.to_string(),
+                reason: error.to_string(),
+            })?;
         let write = match &plan.write {
             PlannedWrite::Keep => StateWrite::Keep,
             PlannedWrite::Put {
@@ -209,31 +282,32 @@ impl Handler {
             },
             PlannedWrite::Delete => StateWrite::Delete,
         };
+        let tap_record = tap
+            .filter(|_| !repeated)
+            .map(|tap| format!("{tap}:{now_ms}"));
         let commit = Commit {
             expected_revision: conversation.revision,
             update_id: inbound.update_id,
             active_flow: plan.active_flow.as_deref(),
             flow: plan.flow.as_deref(),
             write,
+            tap: tap_record.as_deref(),
+            outbox: &outbox,
         };
         self.store.commit(key, &commit).await?;
-
-        if self.sender.deliver(target, &plan.actions).await == Delivered::ChatGone {
-            info!("chat is gone, remaining actions dropped");
-        }
         Ok(())
     }
 
-    /// Invokes `flow` and turns its outcome into a plan. Returns `None` when
-    /// the flow failed; the user has then been answered and nothing is committed.
+    /// Invokes `flow` and turns its outcome into a plan. A failed flow gives
+    /// a plan with only an apology, which changes no state.
     async fn invoke(
         &self,
         flows: &FlowSet,
         flow_name: &str,
-        key: crate::conversation::ConversationKey,
+        key: ConversationKey,
         view: &Update,
-        target: &Target,
-    ) -> Result<Option<Plan>, StoreError> {
+        active: &Option<String>,
+    ) -> Result<Plan, StoreError> {
         let flow = flows
             .get(flow_name)
             .expect("router returns loaded flows")
@@ -280,16 +354,12 @@ impl Handler {
 
             let outcome = match self.runtime.handle(&flow, view, state.as_deref()).await {
                 Ok(outcome) => outcome,
-                Err(error) => {
-                    self.report_failure(&error, target).await;
-                    return Ok(None);
-                }
+                Err(error) => return Ok(failure_plan(&error, active)),
             };
             let mut actions = notices;
             actions.extend(outcome.actions);
             if let Err(reason) = router::tag_buttons(flow_name, &mut actions) {
-                self.report_failure(&InvokeError::OutputTooLarge(reason), target).await;
-                return Ok(None);
+                return Ok(failure_plan(&InvokeError::OutputTooLarge(reason), active));
             }
 
             let write = match outcome.state {
@@ -301,25 +371,68 @@ impl Handler {
                 },
                 StateChange::Clear => PlannedWrite::Delete,
             };
-            Ok(Some(Plan {
+            Ok(Plan {
                 actions,
                 active_flow: (!outcome.done).then(|| flow_name.to_owned()),
                 flow: Some(flow_name.to_owned()),
                 write,
-            }))
+            })
         }
         .instrument(span)
         .await
     }
+}
 
-    async fn report_failure(&self, error: &InvokeError, target: &Target) {
-        warn!(cause = %error, "flow invocation failed, nothing committed");
-        let text = match error {
-            InvokeError::Deadline(_) => TOO_SLOW,
-            _ => APOLOGY,
-        };
-        self.sender.reply(target, text).await;
+/// The apology for a failed flow: no state change, the active flow kept.
+fn failure_plan(error: &InvokeError, active: &Option<String>) -> Plan {
+    warn!(cause = %error, "flow invocation failed, nothing committed");
+    let text = match error {
+        InvokeError::Deadline(_) => TOO_SLOW,
+        _ => APOLOGY,
+    };
+    host_plan(active, text.to_owned())
+}
+
+/// Makes sure a button press is answered exactly once, so the user's client
+/// stops its spinner, and drops answers when there is no press to answer.
+fn bind_callback_answer(actions: &mut Vec<Action>, target: &Target) {
+    let mut answered = false;
+    actions.retain(|action| {
+        if !matches!(action, Action::AnswerCallback(_)) {
+            return true;
+        }
+        let keep = target.callback_query_id.is_some() && !answered;
+        if !keep {
+            debug!("dropping a callback answer with no press left to answer");
+        }
+        answered |= keep;
+        keep
+    });
+    if target.callback_query_id.is_some() && !answered {
+        actions.push(Action::AnswerCallback(AnswerCallback {
+            notice: None,
+            alert: false,
+        }));
     }
+}
+
+/// True when `tap` (`<message id>:<data>`) repeats `last` (`<tap>:<unix ms>`)
+/// within [`DOUBLE_TAP_WINDOW`].
+fn is_repeated_tap(last: Option<&str>, tap: &str, now_ms: u64) -> bool {
+    let Some((last_tap, at)) = last.and_then(|last| last.rsplit_once(':')) else {
+        return false;
+    };
+    let Ok(at) = at.parse::<u64>() else {
+        return false;
+    };
+    last_tap == tap && now_ms.saturating_sub(at) < DOUBLE_TAP_WINDOW.as_millis() as u64
+}
+
+fn unix_ms() -> u64 {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn text_action(text: String) -> Action {
@@ -365,4 +478,67 @@ fn help_text(flows: &FlowSet, route: &Route) -> String {
         text.push_str(&format!("/{command} - {description}\n"));
     }
     text.trim_end().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::SendText;
+
+    fn target(callback_query_id: Option<&str>) -> Target {
+        Target {
+            chat_id: 1001,
+            thread_id: None,
+            callback_query_id: callback_query_id.map(str::to_owned),
+        }
+    }
+
+    fn answer(notice: &str) -> Action {
+        Action::AnswerCallback(AnswerCallback {
+            notice: Some(notice.to_owned()),
+            alert: false,
+        })
+    }
+
+    fn send(text: &str) -> Action {
+        Action::SendText(SendText {
+            text: text.to_owned(),
+            markup: None,
+        })
+    }
+
+    #[test]
+    fn unanswered_press_gets_an_answer() {
+        let mut actions = vec![send("saved")];
+        bind_callback_answer(&mut actions, &target(Some("44")));
+        assert_eq!(actions.len(), 2);
+        assert!(matches!(&actions[1], Action::AnswerCallback(answer) if answer.notice.is_none()));
+    }
+
+    #[test]
+    fn press_is_answered_once() {
+        let mut actions = vec![answer("first"), send("saved"), answer("second")];
+        bind_callback_answer(&mut actions, &target(Some("44")));
+        assert_eq!(actions.len(), 2);
+        assert!(
+            matches!(&actions[0], Action::AnswerCallback(answer) if answer.notice.as_deref() == Some("first"))
+        );
+    }
+
+    #[test]
+    fn answer_without_press_is_dropped() {
+        let mut actions = vec![answer("nothing to answer"), send("hi")];
+        bind_callback_answer(&mut actions, &target(None));
+        assert_eq!(actions.len(), 1);
+        assert!(matches!(&actions[0], Action::SendText(_)));
+    }
+
+    #[test]
+    fn repeated_tap_within_window() {
+        let last = Some("41:workouts~finish:1:10000");
+        assert!(is_repeated_tap(last, "41:workouts~finish:1", 10_050));
+        assert!(!is_repeated_tap(last, "41:workouts~finish:1", 12_000));
+        assert!(!is_repeated_tap(last, "41:workouts~cancel:1", 10_050));
+        assert!(!is_repeated_tap(None, "41:workouts~finish:1", 10_050));
+    }
 }

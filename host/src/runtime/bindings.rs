@@ -4,6 +4,8 @@ wasmtime::component::bindgen!({
     path: "../wit",
     world: "flow",
     exports: { default: async },
+    // Actions wait in the Redis outbox as JSON between commit and delivery.
+    additional_derives: [serde::Serialize, serde::Deserialize],
 });
 
 pub use self::flowbot::flow::host::LogLevel;

@@ -33,6 +33,9 @@ pub enum InboundKind {
     /// The bot's own membership in the chat changed: `active` is false when
     /// the user blocked the bot or removed it from the group.
     Membership { active: bool },
+    /// No new update: deliver what the conversation's outbox still contains,
+    /// as found after a restart.
+    Resume,
 }
 
 /// Why an update goes to no conversation; logged at debug.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use teloxide::RequestError;
 use teloxide::prelude::*;
 use teloxide::types::{
@@ -12,32 +13,39 @@ use teloxide::types::{
 use tracing::{debug, info, warn};
 
 use super::policy::{self, Decision};
-use crate::runtime::{Action, AnswerCallback, Button, ReplyMarkup, SendText};
-use crate::store::StateStore;
+use crate::conversation::ConversationKey;
+use crate::runtime::{Action, Button, ReplyMarkup, SendText};
+use crate::store::{StateStore, StoreError};
 
 /// Telegram's maximum message length, in UTF-16 code units.
 pub const MAX_TEXT_UNITS: usize = 4096;
 /// Attempts of one request on transient failures, the first included.
 const MAX_ATTEMPTS: u32 = 4;
-/// Longest flood-control wait honoured inline; a longer one drops the action.
-// TODO: park such actions in a persistent per-chat outbox instead of dropping them.
-const MAX_INLINE_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// Flood-control waits honoured for one request before it is dropped.
+const MAX_FLOOD_WAITS: u32 = 10;
 
 /// Where the actions of one update go: the chat (and topic) of the update,
 /// and the callback query it answers, if any. Flows never choose these.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
     pub chat_id: i64,
     pub thread_id: Option<i32>,
     pub callback_query_id: Option<String>,
 }
 
+/// One action bound to its target: an outbox entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Outgoing {
+    pub target: Target,
+    pub action: Action,
+}
+
 /// How a delivery ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivered {
-    /// Every action was sent or settled by the policy.
-    All,
-    /// The chat is gone (bot blocked, chat deleted); the rest was not sent.
+    /// The action was sent or settled by the policy.
+    Sent,
+    /// The chat is gone (bot blocked, chat deleted); nothing more may be sent.
     ChatGone,
 }
 
@@ -52,49 +60,46 @@ impl Sender {
         Self { bot, store }
     }
 
-    /// Sends `actions` in order. A callback press the actions leave unanswered
-    /// is answered at the end, so the user's client stops its spinner.
-    pub async fn deliver(&self, target: &Target, actions: &[Action]) -> Delivered {
-        let mut answered = false;
-        for action in actions {
-            if let Action::AnswerCallback(_) = action {
-                if answered || target.callback_query_id.is_none() {
-                    debug!(
-                        chat_id = target.chat_id,
-                        "dropping a callback answer with no press to answer"
-                    );
+    /// Sends the conversation's outbox, oldest first, removing each entry
+    /// once Telegram accepted it or the policy settled it. An entry is sent a
+    /// second time only if the host stops between sending and removing it.
+    pub async fn flush(&self, key: ConversationKey) -> Result<Delivered, StoreError> {
+        loop {
+            let entries = self.store.outbox(key).await?;
+            let Some(first) = entries.first() else {
+                return Ok(Delivered::Sent);
+            };
+            let outgoing: Outgoing = match serde_json::from_str(first) {
+                Ok(outgoing) => outgoing,
+                Err(error) => {
+                    warn!(%error, "invalid outbox entry dropped");
+                    self.store.pop_outbox(key).await?;
                     continue;
                 }
-                answered = true;
+            };
+            if is_superseded(&outgoing, &entries[1..]) {
+                debug!(
+                    chat_id = outgoing.target.chat_id,
+                    "edit superseded by a newer one, skipped"
+                );
+                self.store.pop_outbox(key).await?;
+                continue;
             }
-            if self.deliver_one(target, action.clone()).await == Delivered::ChatGone {
-                return Delivered::ChatGone;
+            if self.send(&outgoing.target, outgoing.action).await == Delivered::ChatGone {
+                self.store.clear_outbox(key).await?;
+                return Ok(Delivered::ChatGone);
             }
+            self.store.pop_outbox(key).await?;
         }
-        if !answered && target.callback_query_id.is_some() {
-            let answer = Action::AnswerCallback(AnswerCallback {
-                notice: None,
-                alert: false,
-            });
-            return self.deliver_one(target, answer).await;
-        }
-        Delivered::All
     }
 
-    /// Sends a plain text reply, used by the host for its own messages.
-    pub async fn reply(&self, target: &Target, text: &str) -> Delivered {
-        let action = Action::SendText(SendText {
-            text: text.to_owned(),
-            markup: None,
-        });
-        self.deliver(target, &[action]).await
-    }
-
-    async fn deliver_one(&self, target: &Target, mut action: Action) -> Delivered {
+    /// Sends one action, applying the error policy until it is settled.
+    pub async fn send(&self, target: &Target, mut action: Action) -> Delivered {
         let mut attempt = 1;
+        let mut flood_waits = 0;
         loop {
             let Err(error) = self.execute(target, &action).await else {
-                return Delivered::All;
+                return Delivered::Sent;
             };
             let (decision, reason) = policy::decide(&error);
             let method = method_name(&action);
@@ -107,7 +112,7 @@ impl Sender {
                         reason,
                         "request settled by policy"
                     );
-                    return Delivered::All;
+                    return Delivered::Sent;
                 }
                 Decision::SendAsNew => {
                     info!(
@@ -122,7 +127,7 @@ impl Sender {
                                 markup,
                             });
                         }
-                        _ => return Delivered::All,
+                        _ => return Delivered::Sent,
                     }
                 }
                 Decision::ChatGone => {
@@ -135,9 +140,9 @@ impl Sender {
                     }
                     return Delivered::ChatGone;
                 }
-                Decision::RetryAfter(wait)
-                    if wait <= MAX_INLINE_RETRY_AFTER && attempt < MAX_ATTEMPTS =>
-                {
+                Decision::RetryAfter(wait) if flood_waits < MAX_FLOOD_WAITS => {
+                    // Nothing else is sent for this conversation meanwhile;
+                    // other conversations keep going.
                     warn!(
                         chat_id = target.chat_id,
                         method,
@@ -145,7 +150,7 @@ impl Sender {
                         "flood control, waiting"
                     );
                     tokio::time::sleep(wait).await;
-                    attempt += 1;
+                    flood_waits += 1;
                 }
                 Decision::Retry if attempt < MAX_ATTEMPTS => {
                     let backoff = Duration::from_millis(250 << attempt);
@@ -161,7 +166,7 @@ impl Sender {
                         chat_id = target.chat_id,
                         method, attempt, reason, "request failed, action dropped"
                     );
-                    return Delivered::All;
+                    return Delivered::Sent;
                 }
             }
         }
@@ -220,6 +225,26 @@ impl Sender {
         }
         Ok(())
     }
+}
+
+/// True when a later entry replaces what `outgoing` would show: an edit
+/// followed by a newer text edit of the same message, or a keyboard edit
+/// followed by a newer keyboard edit. Only the newest text then goes out.
+fn is_superseded(outgoing: &Outgoing, later: &[String]) -> bool {
+    let (message_id, keyboard_only) = match &outgoing.action {
+        Action::EditText(edit) => (edit.message_id, false),
+        Action::EditKeyboard(edit) => (edit.message_id, true),
+        _ => return false,
+    };
+    later
+        .iter()
+        .filter_map(|entry| serde_json::from_str::<Outgoing>(entry).ok())
+        .filter(|newer| newer.target.chat_id == outgoing.target.chat_id)
+        .any(|newer| match newer.action {
+            Action::EditText(edit) => edit.message_id == message_id,
+            Action::EditKeyboard(edit) => keyboard_only && edit.message_id == message_id,
+            _ => false,
+        })
 }
 
 fn method_name(action: &Action) -> &'static str {
@@ -286,6 +311,55 @@ pub fn split_text(text: &str, max_units: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::{EditKeyboard, EditText};
+
+    fn entry(action: Action) -> Outgoing {
+        let target = Target {
+            chat_id: 1001,
+            thread_id: None,
+            callback_query_id: None,
+        };
+        Outgoing { target, action }
+    }
+
+    fn edit_text(message_id: i32, text: &str) -> Action {
+        Action::EditText(EditText {
+            message_id,
+            text: text.to_owned(),
+            keyboard: None,
+        })
+    }
+
+    #[test]
+    fn older_edit_of_same_message_is_superseded() {
+        let later = [serde_json::to_string(&entry(edit_text(41, "40 %"))).unwrap()];
+        assert!(is_superseded(&entry(edit_text(41, "10 %")), &later));
+        assert!(!is_superseded(&entry(edit_text(42, "10 %")), &later));
+        let keyboard = Action::EditKeyboard(EditKeyboard {
+            message_id: 41,
+            keyboard: None,
+        });
+        assert!(is_superseded(&entry(keyboard), &later));
+    }
+
+    #[test]
+    fn sends_are_never_superseded() {
+        let send = Action::SendText(SendText {
+            text: "hi".to_owned(),
+            markup: None,
+        });
+        let later = [serde_json::to_string(&entry(send.clone())).unwrap()];
+        assert!(!is_superseded(&entry(send), &later));
+    }
+
+    #[test]
+    fn outbox_entry_round_trips_as_json() {
+        let original = entry(edit_text(41, "done"));
+        let json = serde_json::to_string(&original).unwrap();
+        let parsed: Outgoing = serde_json::from_str(&json).unwrap();
+        assert_eq!(parsed.target, original.target);
+        assert!(matches!(parsed.action, Action::EditText(edit) if edit.text == "done"));
+    }
 
     #[test]
     fn short_text_is_one_part() {

@@ -17,8 +17,9 @@ use teloxide::types::{AllowedUpdate, Update as TelegramUpdate, UpdateId, UpdateK
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::inbound::classify;
+use super::inbound::{Inbound, classify};
 use crate::dispatch::Dispatcher;
+use crate::store::{Stashed, StateStore};
 
 /// Update kinds requested from Telegram. `my_chat_member` must be listed
 /// explicitly, or Telegram never says that a user blocked the bot.
@@ -63,6 +64,7 @@ pub struct Poller {
     pub poll_timeout_secs: u32,
     pub request_timeout: Duration,
     pub dispatcher: Arc<Dispatcher>,
+    pub store: StateStore,
     pub health: Arc<PollHealth>,
 }
 
@@ -123,17 +125,69 @@ impl Poller {
             backoff = MIN_BACKOFF;
             self.health.record_success();
 
-            for update in updates {
-                offset = Some(update.id.as_offset());
-                match classify(&update, &self.bot_username) {
-                    Ok(inbound) => self.dispatcher.dispatch(inbound),
-                    Err(ignored) => {
-                        debug!(update_id = ignored.update_id, reason = %ignored.reason, "update ignored")
-                    }
-                }
+            let Some(last) = updates.last() else {
+                continue;
+            };
+            let next_offset = last.id.as_offset();
+            let inbound = self.classify_all(&updates);
+
+            // The batch is stored before the next call's offset tells Telegram
+            // it was received, so a crash from here on loses nothing.
+            if !self.stash(&inbound, &shutdown).await {
+                break;
+            }
+            offset = Some(next_offset);
+            for (inbound, _) in inbound {
+                self.dispatcher.dispatch(inbound);
             }
         }
         info!("long polling stopped");
+    }
+
+    /// Classifies `updates`, pairing each routed one with its JSON for the inbox.
+    fn classify_all(&self, updates: &[TelegramUpdate]) -> Vec<(Inbound, String)> {
+        let mut routed = Vec::with_capacity(updates.len());
+        for update in updates {
+            match classify(update, &self.bot_username) {
+                Ok(inbound) => match serde_json::to_string(update) {
+                    Ok(raw) => routed.push((inbound, raw)),
+                    Err(error) => {
+                        warn!(update_id = inbound.update_id, %error, "update not serializable, handled without a stored copy")
+                    }
+                },
+                Err(ignored) => {
+                    debug!(update_id = ignored.update_id, reason = %ignored.reason, "update ignored")
+                }
+            }
+        }
+        routed
+    }
+
+    /// Stores the routed updates in their conversations' inboxes, retrying
+    /// until Redis accepts them. Returns false if stopped first.
+    async fn stash(&self, routed: &[(Inbound, String)], shutdown: &CancellationToken) -> bool {
+        let stashed: Vec<Stashed> = routed
+            .iter()
+            .map(|(inbound, raw)| Stashed {
+                key: inbound.key,
+                update_id: inbound.update_id,
+                raw: raw.clone(),
+            })
+            .collect();
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            match self.store.stash(&stashed).await {
+                Ok(()) => return true,
+                Err(error) => {
+                    warn!(%error, retry_in_ms = backoff.as_millis() as u64, "failed to store updates, offset held");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return false,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
     }
 
     async fn back_off(
@@ -153,6 +207,12 @@ impl Poller {
         }
         (backoff * 2).min(MAX_BACKOFF)
     }
+}
+
+/// Parses an update stored in an inbox. The JSON is what teloxide's own
+/// serializer wrote, so failure means a corrupt entry.
+pub fn parse_stored(raw: &str) -> serde_json::Result<TelegramUpdate> {
+    serde_json::from_str(raw)
 }
 
 /// Recovers the updates of a `getUpdates` answer that teloxide rejected as a
@@ -200,6 +260,24 @@ mod tests {
         assert_eq!(ids, vec![5, 6]);
         assert!(matches!(updates[0].kind, UpdateKind::Error(_)));
         assert!(matches!(updates[1].kind, UpdateKind::Message(_)));
+    }
+
+    #[test]
+    fn stored_updates_round_trip() {
+        let raw = r#"{"ok":true,"result":[
+            {"update_id":7,"message":{"message_id":1,"from":{"id":1001,"is_bot":false,"first_name":"Ann"},"chat":{"id":1001,"type":"private","first_name":"Ann"},"date":1796374800,"sticker":{"file_id":"CAAC","file_unique_id":"AgAD","type":"regular","width":512,"height":512,"is_animated":false,"is_video":false,"emoji":"💪"}}},
+            {"update_id":8,"message":{"message_id":2,"chat":{"id":1001,"type":"private","first_name":"Ann"},"date":"broken"}}
+        ]}"#;
+        for update in parse_lenient(raw).unwrap() {
+            let stored = serde_json::to_string(&update).unwrap();
+            let parsed = parse_stored(&stored).unwrap();
+            assert_eq!(parsed.id, update.id, "{stored}");
+            assert_eq!(
+                std::mem::discriminant(&parsed.kind),
+                std::mem::discriminant(&update.kind),
+                "{stored}"
+            );
+        }
     }
 
     #[test]

@@ -148,6 +148,64 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// The `flowbot` binary running as a child process, for tests that kill it.
+pub struct HostProcess {
+    child: Child,
+}
+
+impl HostProcess {
+    /// Starts `target/debug/flowbot` against `sim` and `redis`, serving the
+    /// flows in `flows_dir`. Its log goes to the test output.
+    pub fn start(sim: &Simulator, redis: &RedisServer, flows_dir: &Path) -> anyhow::Result<Self> {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join("target"));
+        let binary = target.join("debug/flowbot");
+        anyhow::ensure!(
+            binary.is_file(),
+            "host binary missing at {}: run cargo build -p flowbot (scripts/test does it)",
+            binary.display()
+        );
+        let child = Command::new(&binary)
+            .env("TELOXIDE_TOKEN", sim.token())
+            .env("TELOXIDE_API_URL", sim.api_url())
+            .env("REDIS_URL", &redis.url)
+            .env("FLOWBOT_FLOWS_DIR", flows_dir)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("failed to start {}", binary.display()))?;
+        Ok(Self { child })
+    }
+
+    /// Kills the host with SIGKILL, as a crash would, and reaps it.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// Stops the host with SIGTERM and waits for it to exit.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        let status = self.child.wait()?;
+        anyhow::ensure!(status.success(), "host exited with {status} after SIGTERM");
+        Ok(())
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The host running in-process against its own Redis and simulator.
 pub struct TestBot {
     pub sim: Simulator,

@@ -1,7 +1,7 @@
 //! The Redis state store against a real redis-server.
 
 use flowbot::conversation::ConversationKey;
-use flowbot::store::{Commit, StateStore, StateWrite, StoreError};
+use flowbot::store::{Commit, Stashed, StateStore, StateWrite, StoreError};
 use flowbot_integration::RedisServer;
 use redis::AsyncCommands;
 
@@ -24,6 +24,8 @@ fn put<'a>(expected_revision: u64, update_id: i64, data: &'a [u8]) -> Commit<'a>
             schema: 1,
             version: "0.1.0",
         },
+        tap: None,
+        outbox: &[],
     }
 }
 
@@ -121,6 +123,8 @@ async fn delete_and_release_clear_the_record() -> anyhow::Result<()> {
         active_flow: None,
         flow: Some("workouts"),
         write: StateWrite::Delete,
+        tap: None,
+        outbox: &[],
     };
     store.commit(key, &release).await?;
 
@@ -142,5 +146,80 @@ async fn chat_inactive_flag_toggles() -> anyhow::Result<()> {
     assert!(!store.is_chat_inactive(1002).await?);
     store.set_chat_inactive(1001, false).await?;
     assert!(!store.is_chat_inactive(1001).await?);
+    Ok(())
+}
+
+fn stashed(key: ConversationKey, update_id: i64) -> Stashed {
+    Stashed {
+        key,
+        update_id,
+        raw: format!("{{\"update_id\":{update_id}}}"),
+    }
+}
+
+#[tokio::test]
+async fn commit_moves_update_from_inbox_to_outbox() -> anyhow::Result<()> {
+    let redis = RedisServer::start()?;
+    let store = store(&redis).await;
+    let key = ConversationKey::new(1001, 1001);
+
+    // The same batch stored twice (a retried getUpdates) keeps one copy.
+    let batch = [stashed(key, 10), stashed(key, 11), stashed(key, 12)];
+    store.stash(&batch).await?;
+    store.stash(&batch).await?;
+    assert_eq!(store.inbox(key).await?, batch.to_vec());
+    assert_eq!(store.pending_conversations().await?, vec![key]);
+
+    let outbox = ["first".to_owned(), "second".to_owned()];
+    let commit = Commit {
+        outbox: &outbox,
+        ..put(0, 11, b"x")
+    };
+    store.commit(key, &commit).await?;
+    assert_eq!(
+        store.inbox(key).await?,
+        vec![stashed(key, 12)],
+        "updates up to 11 left the inbox"
+    );
+    assert_eq!(store.outbox(key).await?, outbox.to_vec());
+
+    store.pop_outbox(key).await?;
+    assert_eq!(store.outbox(key).await?, vec!["second".to_owned()]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn failed_commit_changes_no_queue() -> anyhow::Result<()> {
+    let redis = RedisServer::start()?;
+    let store = store(&redis).await;
+    let key = ConversationKey::new(1001, 1001);
+    store.stash(&[stashed(key, 10)]).await?;
+
+    let outbox = ["reply".to_owned()];
+    let stale = Commit {
+        outbox: &outbox,
+        ..put(5, 10, b"x")
+    };
+    assert!(matches!(
+        store.commit(key, &stale).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.inbox(key).await?.len(), 1);
+    assert!(store.outbox(key).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn idle_conversation_is_unmarked() -> anyhow::Result<()> {
+    let redis = RedisServer::start()?;
+    let store = store(&redis).await;
+    let busy = ConversationKey::new(1001, 1001);
+    let done = ConversationKey::new(1002, 1002);
+    store.stash(&[stashed(busy, 1), stashed(done, 2)]).await?;
+    store.drop_inbox_through(done, 2).await?;
+
+    assert!(!store.unmark_if_idle(busy).await?);
+    assert!(store.unmark_if_idle(done).await?);
+    assert_eq!(store.pending_conversations().await?, vec![busy]);
     Ok(())
 }

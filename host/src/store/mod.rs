@@ -6,12 +6,20 @@
 //!   commit), `active` (flow holding the conversation), `last_update`
 //!   (newest applied `update_id`).
 //! - `P:{c<chat>:u<user>}:state:<flow>`: hash of `data`, `schema`, `version`.
+//! - `P:{c<chat>:u<user>}:inbox`: sorted set of updates received but not
+//!   yet committed, scored by `update_id` (see [`queues`]).
+//! - `P:{c<chat>:u<user>}:outbox`: list of actions committed but not yet
+//!   accepted by Telegram, oldest first.
+//! - `P:pending`: set of conversations that may have inbox or outbox entries.
 //! - `P:chat:<chat>`: hash with `inactive` set while the bot may not write to
 //!   the chat (blocked, kicked).
 //!
 //! The braces are a Redis Cluster hash tag, so one conversation's keys share a
 //! slot and the commit script may touch them together.
 
+mod queues;
+
+pub use queues::Stashed;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use thiserror::Error;
@@ -35,6 +43,8 @@ pub struct Conversation {
     pub revision: u64,
     pub active_flow: Option<String>,
     pub last_update_id: Option<i64>,
+    /// The last inline button press, as `<message id>:<data>:<unix ms>`.
+    pub last_tap: Option<String>,
 }
 
 /// One flow's stored state for a conversation.
@@ -70,10 +80,21 @@ pub struct Commit<'a> {
     /// Flow whose state `write` applies to.
     pub flow: Option<&'a str>,
     pub write: StateWrite<'a>,
+    /// Button press to remember for double-tap detection.
+    pub tap: Option<&'a str>,
+    /// Serialized outbound actions, appended to the outbox in order.
+    pub outbox: &'a [String],
 }
 
-/// Checks the revision, then writes the conversation record and the flow
-/// state together. Returns the new revision, or -1 on a revision mismatch.
+/// Checks the revision, then in one step writes the conversation record
+/// and the flow state, removes the update (and older ones) from the inbox,
+/// and appends the outbound actions to the outbox. Returns the new revision,
+/// or -1 on a revision mismatch.
+///
+/// KEYS: conversation, flow state, inbox, outbox. ARGV: expected revision,
+/// update id, active flow ('' for none), state operation (keep, put,
+/// delete), data, schema, version, TTL in seconds (0 for none), last tap
+/// ('' to keep), then one outbox entry per remaining argument.
 const COMMIT_SCRIPT: &str = r#"
 local rev = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')
 if rev ~= tonumber(ARGV[1]) then
@@ -86,12 +107,19 @@ if ARGV[3] == '' then
 else
   redis.call('HSET', KEYS[1], 'active', ARGV[3])
 end
-local ttl = tonumber(ARGV[8])
+if ARGV[9] ~= '' then
+  redis.call('HSET', KEYS[1], 'last_tap', ARGV[9])
+end
 if ARGV[4] == 'put' then
   redis.call('HSET', KEYS[2], 'data', ARGV[5], 'schema', ARGV[6], 'version', ARGV[7])
 elseif ARGV[4] == 'delete' then
   redis.call('DEL', KEYS[2])
 end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[2])
+for i = 10, #ARGV do
+  redis.call('RPUSH', KEYS[4], ARGV[i])
+end
+local ttl = tonumber(ARGV[8])
 if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
   if redis.call('EXISTS', KEYS[2]) == 1 then
@@ -163,6 +191,7 @@ impl StateStore {
                     conversation.last_update_id = Some(update_id);
                 }
                 "active" => conversation.active_flow = Some(value),
+                "last_tap" => conversation.last_tap = Some(value),
                 _ => {}
             }
         }
@@ -215,10 +244,12 @@ impl StateStore {
             } => ("put", data, *schema, version),
             StateWrite::Delete => ("delete", &[], 0, ""),
         };
-        let revision: i64 = self
-            .commit_script
+        let mut invocation = self.commit_script.prepare_invoke();
+        invocation
             .key(self.conversation_key(key))
             .key(state_key)
+            .key(self.inbox_key(key))
+            .key(self.outbox_key(key))
             .arg(commit.expected_revision)
             .arg(commit.update_id)
             .arg(commit.active_flow.unwrap_or(""))
@@ -227,6 +258,11 @@ impl StateStore {
             .arg(schema)
             .arg(version)
             .arg(self.ttl_secs)
+            .arg(commit.tap.unwrap_or(""));
+        for entry in commit.outbox {
+            invocation.arg(entry);
+        }
+        let revision: i64 = invocation
             .invoke_async(&mut self.connection.clone())
             .await?;
         u64::try_from(revision).map_err(|_| StoreError::Conflict(key))

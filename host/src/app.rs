@@ -17,6 +17,7 @@ use crate::runtime::Runtime;
 use crate::store::{StateStore, StoreError};
 use crate::telegram::inbound::{Inbound, InboundKind, classify};
 use crate::telegram::outbound::Sender;
+use crate::telegram::pacing::Pacer;
 use crate::telegram::polling::{PollHealth, Poller, parse_stored};
 
 /// Time given to updates in progress to finish after a stop was requested.
@@ -69,7 +70,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
 
     let flows = Arc::new(RwLock::new(Arc::new(flows)));
-    let sender = Sender::new(bot.clone(), store.clone());
+    let pacer = Arc::new(Pacer::new(config.delivery.clone()));
+    let sender = Sender::new(bot.clone(), store.clone(), pacer);
     let handler = Arc::new(Handler::new(
         runtime,
         flows,

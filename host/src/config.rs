@@ -10,6 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+pub use crate::telegram::pacing::PacingConfig;
+
 /// Bot token, the name teloxide and its ecosystem use.
 pub const ENV_TOKEN: &str = "TELOXIDE_TOKEN";
 /// Bot API base URL, for a local Bot API server or the simulator.
@@ -29,6 +31,7 @@ pub struct Config {
     pub flows: FlowsConfig,
     pub limits: LimitsConfig,
     pub dispatch: DispatchConfig,
+    pub delivery: PacingConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -206,6 +209,7 @@ impl Config {
         if self.dispatch.max_concurrent == 0 {
             bail!("invalid dispatch.max_concurrent: it must be at least 1");
         }
+        self.delivery.validate()?;
         if self.limits.deadline_ms == 0 || self.limits.memory_bytes < (1 << 20) {
             bail!("invalid limits: deadline_ms must be positive and memory_bytes at least 1 MiB");
         }

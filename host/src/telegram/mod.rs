@@ -3,5 +3,6 @@
 
 pub mod inbound;
 pub mod outbound;
+pub mod pacing;
 pub mod policy;
 pub mod polling;

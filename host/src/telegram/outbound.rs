@@ -1,6 +1,7 @@
 //! Delivery of a flow's actions to the chat they are bound to, applying the
 //! error policy to every failed request.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,7 @@ use teloxide::types::{
 };
 use tracing::{debug, info, warn};
 
+use super::pacing::Pacer;
 use super::policy::{self, Decision};
 use crate::conversation::ConversationKey;
 use crate::runtime::{Action, Button, ReplyMarkup, SendText};
@@ -53,11 +55,12 @@ pub enum Delivered {
 pub struct Sender {
     bot: Bot,
     store: StateStore,
+    pacer: Arc<Pacer>,
 }
 
 impl Sender {
-    pub fn new(bot: Bot, store: StateStore) -> Self {
-        Self { bot, store }
+    pub fn new(bot: Bot, store: StateStore, pacer: Arc<Pacer>) -> Self {
+        Self { bot, store, pacer }
     }
 
     /// Sends the conversation's outbox, oldest first, removing each entry
@@ -179,6 +182,7 @@ impl Sender {
                 let chunks = split_text(&send.text, MAX_TEXT_UNITS);
                 let last = chunks.len() - 1;
                 for (index, chunk) in chunks.into_iter().enumerate() {
+                    self.pacer.acquire(target.chat_id).await;
                     let mut request = self.bot.send_message(chat, chunk);
                     if let Some(thread_id) = target.thread_id {
                         request = request.message_thread_id(ThreadId(MessageId(thread_id)));
@@ -195,6 +199,7 @@ impl Sender {
                 // NOTE: an edit cannot grow into several messages, so a text over
                 // the limit keeps only its first part.
                 let text = split_text(&edit.text, MAX_TEXT_UNITS).swap_remove(0);
+                self.pacer.acquire(target.chat_id).await;
                 let mut request =
                     self.bot
                         .edit_message_text(chat, MessageId(edit.message_id), text);
@@ -204,6 +209,7 @@ impl Sender {
                 request.await?;
             }
             Action::EditKeyboard(edit) => {
+                self.pacer.acquire(target.chat_id).await;
                 let mut request = self
                     .bot
                     .edit_message_reply_markup(chat, MessageId(edit.message_id));

@@ -148,9 +148,21 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// Delivery limits far above Telegram's, because the simulator does not
+/// enforce any and tests with hundreds of users would otherwise take
+/// minutes. Pacing itself is tested in the host's unit tests.
+pub const FAST_DELIVERY_TOML: &str = "[delivery]\nchat_per_second = 1000.0\nchat_burst = 1000\n\
+     group_per_minute = 60000.0\nglobal_per_second = 100000.0\nglobal_burst = 100000\n";
+
+fn fast_delivery() -> flowbot::config::PacingConfig {
+    let config: Config = toml::from_str(FAST_DELIVERY_TOML).expect("valid delivery settings");
+    config.delivery
+}
+
 /// The `flowbot` binary running as a child process, for tests that kill it.
 pub struct HostProcess {
     child: Child,
+    _config: TempDir,
 }
 
 impl HostProcess {
@@ -166,7 +178,15 @@ impl HostProcess {
             "host binary missing at {}: run cargo build -p flowbot (scripts/test does it)",
             binary.display()
         );
+        let config = TempDir::new("host-config");
+        let config_file = config.path().join("flowbot.toml");
+        std::fs::write(
+            &config_file,
+            format!("[telegram]\npoll_timeout_secs = 1\n{FAST_DELIVERY_TOML}"),
+        )?;
         let child = Command::new(&binary)
+            .arg("--config")
+            .arg(&config_file)
             .env("TELOXIDE_TOKEN", sim.token())
             .env("TELOXIDE_API_URL", sim.api_url())
             .env("REDIS_URL", &redis.url)
@@ -179,7 +199,10 @@ impl HostProcess {
             .stderr(Stdio::inherit())
             .spawn()
             .with_context(|| format!("failed to start {}", binary.display()))?;
-        Ok(Self { child })
+        Ok(Self {
+            child,
+            _config: config,
+        })
     }
 
     /// Kills the host with SIGKILL, as a crash would, and reaps it.
@@ -243,6 +266,7 @@ impl TestBot {
         config.telegram.poll_timeout_secs = 1;
         config.redis.url = redis.url.clone();
         config.flows.dir = flows_dir.path().to_owned();
+        config.delivery = fast_delivery();
         adjust(&mut config);
         config.validate()?;
 

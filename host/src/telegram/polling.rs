@@ -31,6 +31,9 @@ pub const ALLOWED_UPDATES: &[AllowedUpdate] = &[
 ];
 
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
+/// Time without a successful `getUpdates` after which each failure also
+/// logs that the bot is deaf.
+const DEAF_AFTER: Duration = Duration::from_secs(60);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Unix time in milliseconds of the last successful `getUpdates`, or 0.
@@ -201,6 +204,14 @@ impl Poller {
             retry_in_ms = backoff.as_millis() as u64,
             "getUpdates failed"
         );
+        if let Some(since) = self.health.since_last_success()
+            && since > DEAF_AFTER
+        {
+            warn!(
+                seconds = since.as_secs(),
+                "no successful getUpdates for a while, the bot receives nothing"
+            );
+        }
         tokio::select! {
             _ = shutdown.cancelled() => {}
             _ = tokio::time::sleep(backoff) => {}

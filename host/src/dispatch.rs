@@ -134,6 +134,7 @@ mod tests {
     fn inbound(update_id: i64, chat_id: i64) -> Inbound {
         let view = Update {
             update_id,
+            date: 0,
             chat_kind: ChatKind::Private,
             user: None,
             message_id: None,

@@ -104,8 +104,14 @@ fn from_message(update_id: i64, message: &Message, event: Event) -> Result<Inbou
         .and(message.thread_id)
         .map(|t| t.0.0);
     let key = ConversationKey::new(message.chat.id.0, sender_id).with_thread(thread_id);
+    let date = message
+        .edit_date()
+        .copied()
+        .unwrap_or(message.date)
+        .timestamp();
     let view = Update {
         update_id,
+        date,
         chat_kind: chat_kind(&message.chat),
         user: message
             .from
@@ -150,6 +156,7 @@ fn from_callback(update_id: i64, query: &CallbackQuery) -> Result<Inbound, Ignor
     let key = ConversationKey::new(chat.id.0, user_id(&query.from)).with_thread(thread_id);
     let view = Update {
         update_id,
+        date: unix_now(),
         chat_kind: chat_kind(chat),
         user: Some(user_view(&query.from)),
         message_id: None,
@@ -199,8 +206,14 @@ fn from_unknown(update_id: i64, raw: &Value) -> Result<Inbound, Ignored> {
         .and_then(Value::as_i64)
         .and_then(|id| i32::try_from(id).ok());
     let name = content_kind(kind, body);
+    let date = body
+        .get("edit_date")
+        .or_else(|| body.get("date"))
+        .and_then(Value::as_i64)
+        .unwrap_or_else(unix_now);
     let view = Update {
         update_id,
+        date,
         chat_kind,
         user: None,
         message_id: body
@@ -349,6 +362,13 @@ fn utf16_prefix_len(text: &str, units: usize) -> usize {
         counted += character.len_utf16();
     }
     text.len()
+}
+
+fn unix_now() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX)
 }
 
 fn user_id(user: &TelegramUser) -> i64 {

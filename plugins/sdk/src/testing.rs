@@ -3,7 +3,11 @@
 
 use crate::{Callback, ChatKind, Command, Event, Update, User};
 
-/// Builds an update with `update_id` 1 and message id 1 that carries `event`.
+/// Date of every test update: 2026-12-04 09:00 UTC.
+pub const DATE: i64 = 1_796_374_800;
+
+/// Builds an update with `update_id` 1, message id 1 and [`DATE`] that
+/// carries `event`.
 pub fn update(event: Event) -> Update {
     let message_id = match event {
         Event::Callback(_) => None,
@@ -11,6 +15,7 @@ pub fn update(event: Event) -> Update {
     };
     Update {
         update_id: 1,
+        date: DATE,
         chat_kind: ChatKind::Private,
         user: Some(User {
             id: 1001,

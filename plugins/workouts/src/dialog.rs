@@ -15,9 +15,9 @@ use crate::state::{Dialog, MAX_ENTRIES, MAX_NAME_CHARS, State};
 /// Handles one update of a conversation.
 pub fn handle(update: &Update, state: &mut State) -> Reply {
     match &update.event {
-        Event::Command(command) => handle_command(command, state),
+        Event::Command(command) => handle_command(command, update.date, state),
         Event::Callback(callback) => handle_callback(callback, state),
-        Event::Text(text) => handle_text(text, state),
+        Event::Text(text) => handle_text(text, update.date, state),
         other => match &state.dialog {
             Some(dialog) => reply_in_step(dialog, messages::expects_text(other, &request(dialog))),
             None => Reply::text(messages::HELP).done(),
@@ -81,7 +81,8 @@ fn reply_in_step(dialog: &Dialog, text: impl Into<String>) -> Reply {
     Reply::text(text).with_keyboard(step_keyboard(dialog))
 }
 
-fn handle_command(command: &Command, state: &mut State) -> Reply {
+/// `date` is the update's Unix time, which `/log` needs to count today's sets.
+fn handle_command(command: &Command, date: i64, state: &mut State) -> Reply {
     if !matches!(command.name.as_str(), "workout" | "log" | "history") {
         // The host routes other flows' commands here only while a dialog of
         // this flow is active.
@@ -108,7 +109,7 @@ fn handle_command(command: &Command, state: &mut State) -> Reply {
     let args = command.split_args();
     match command.name.as_str() {
         "workout" => start_workout(reply, args, state),
-        "log" => start_log(reply, args, state),
+        "log" => start_log(reply, args, date, state),
         _ => show_history(reply, state),
     }
 }
@@ -169,7 +170,7 @@ fn validate_workout_name(text: &str) -> Result<String, String> {
     Ok(name.to_owned())
 }
 
-fn start_log(reply: Reply, args: Args<'_>, state: &mut State) -> Reply {
+fn start_log(reply: Reply, args: Args<'_>, date: i64, state: &mut State) -> Reply {
     if args.is_empty() {
         state.dialog = Some(Dialog::LogExercise);
         return reply.and_text(messages::ASK_LOG_EXERCISE);
@@ -182,7 +183,7 @@ fn start_log(reply: Reply, args: Args<'_>, state: &mut State) -> Reply {
         && reps.bytes().all(|byte| byte.is_ascii_digit())
     {
         return match validate_exercise(exercise) {
-            Ok(exercise) => accept_reps(reply, exercise, reps, state),
+            Ok(exercise) => accept_reps(reply, exercise, reps, date, state),
             Err(hint) => {
                 state.dialog = Some(Dialog::LogExercise);
                 reply.and_text(hint)
@@ -229,7 +230,7 @@ fn validate_exercise(text: &str) -> Result<String, String> {
 
 /// Logs one set of `exercise` when `text` is a valid number of reps, which
 /// ends the dialog, or asks for the reps again with a hint.
-fn accept_reps(reply: Reply, exercise: String, text: &str, state: &mut State) -> Reply {
+fn accept_reps(reply: Reply, exercise: String, text: &str, date: i64, state: &mut State) -> Reply {
     let digits = text.trim();
     if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
         let reply = reply.and_text(messages::reps_not_a_number(text, &exercise));
@@ -248,8 +249,7 @@ fn accept_reps(reply: Reply, exercise: String, text: &str, state: &mut State) ->
         return reply;
     };
 
-    // NOTE: the count is never reset, because the update carries no date.
-    // "Sets logged today" is therefore the number of sets ever logged.
+    state.roll_day(date);
     state.sets_logged = state.sets_logged.saturating_add(1);
     state.dialog = None;
     reply
@@ -264,7 +264,7 @@ fn show_history(reply: Reply, state: &State) -> Reply {
     reply.and_text(messages::history(&state.history)).done()
 }
 
-fn handle_text(text: &str, state: &mut State) -> Reply {
+fn handle_text(text: &str, date: i64, state: &mut State) -> Reply {
     match state.dialog.take() {
         None => Reply::text(messages::HELP).done(),
         Some(Dialog::WorkoutName { serial }) => {
@@ -297,7 +297,9 @@ fn handle_text(text: &str, state: &mut State) -> Reply {
             reply
         }
         Some(Dialog::LogExercise) => accept_log_exercise(Reply::new(), text, state),
-        Some(Dialog::LogReps { exercise }) => accept_reps(Reply::new(), exercise, text, state),
+        Some(Dialog::LogReps { exercise }) => {
+            accept_reps(Reply::new(), exercise, text, date, state)
+        }
     }
 }
 

@@ -642,6 +642,22 @@ fn log_asks_exercise_then_reps() {
 }
 
 #[test]
+fn log_count_starts_afresh_next_day() {
+    let mut state = State::default();
+    let next_day = |mut update: Update| {
+        update.date += 86_400;
+        update
+    };
+    handle(&command("log", "squat 5"), &mut state);
+    handle(&command("log", "squat 5"), &mut state);
+    assert_eq!(state.sets_logged, 2);
+
+    let reply = handle(&next_day(command("log", "squat 5")), &mut state);
+
+    assert_eq!(reply.texts(), ["Logged squat: 5 reps. Sets logged today: 1."]);
+}
+
+#[test]
 fn log_counts_sets() {
     let mut state = State::default();
 

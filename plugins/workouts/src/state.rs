@@ -23,10 +23,12 @@ pub struct State {
     /// Number of workouts ever saved; the newest one has this number.
     #[serde(default)]
     pub workouts_saved: u32,
-    /// Number of sets logged with `/log`. It is never reset, because updates
-    /// carry no date to tell one day from the next.
+    /// Number of sets logged with `/log` on day `sets_day`.
     #[serde(default)]
     pub sets_logged: u32,
+    /// Day that `sets_logged` counts, in days since 1970-01-01 UTC.
+    #[serde(default)]
+    pub sets_day: i64,
     /// Incremented for every workout started. Finish and Cancel buttons carry
     /// it, so a press on the keyboard of an earlier workout is recognised as
     /// stale.
@@ -84,6 +86,18 @@ impl State {
     }
 
     /// Starts a new workout serial and returns it.
+    /// Starts counting sets afresh when `date` (Unix seconds) falls on
+    /// another UTC day than the sets counted so far.
+    // NOTE: days are UTC days; a user far from UTC sees the count reset at
+    // their local UTC midnight, because Telegram sends no time zone.
+    pub fn roll_day(&mut self, date: i64) {
+        let day = date.div_euclid(86_400);
+        if self.sets_day != day {
+            self.sets_day = day;
+            self.sets_logged = 0;
+        }
+    }
+
     pub fn next_workout_serial(&mut self) -> u32 {
         self.workout_serial = self.workout_serial.wrapping_add(1);
         self.workout_serial
@@ -139,12 +153,25 @@ mod tests {
     }
 
     #[test]
+    fn set_count_restarts_each_utc_day() {
+        let mut state = State::default();
+        let morning = 1_796_374_800; // 2026-12-04 09:00 UTC
+        state.roll_day(morning);
+        state.sets_logged = 4;
+
+        state.roll_day(morning + 14 * 3600);
+        assert_eq!(state.sets_logged, 4, "23:00 the same day keeps the count");
+        state.roll_day(morning + 15 * 3600);
+        assert_eq!(state.sets_logged, 0, "00:00 the next day starts afresh");
+    }
+
+    #[test]
     fn default_state_encodes_small() {
         let bytes = flowbot_sdk::state::encode(&State::default()).unwrap();
 
         assert_eq!(
             String::from_utf8(bytes).unwrap(),
-            r#"{"history":[],"workouts_saved":0,"sets_logged":0,"workout_serial":0}"#
+            r#"{"history":[],"workouts_saved":0,"sets_logged":0,"sets_day":0,"workout_serial":0}"#
         );
     }
 

@@ -250,3 +250,21 @@ fn message_with_unknown_content_is_unknown() {
     let update = message_update(14, json!({"hologram": {"file_id": "HOLO1", "depth": 3}}));
     assert!(matches!(flow_event(&update), Event::Unknown(kind) if kind == "message"));
 }
+
+#[test]
+fn date_is_the_message_or_edit_date() {
+    let sent = message_update(15, json!({"text": "hi"}));
+    let InboundKind::Flow { view, .. } = classify(&sent, BOT).unwrap().kind else {
+        panic!("not a flow update")
+    };
+    assert_eq!(view.date, 1796374800);
+
+    let edited = parse(
+        json!({"update_id": 16, "edited_message": {"message_id": 11, "from": ann(),
+        "chat": private_chat(), "date": 1796374800, "edit_date": 1796378400, "text": "squat 3x5"}}),
+    );
+    let InboundKind::Flow { view, .. } = classify(&edited, BOT).unwrap().kind else {
+        panic!("not a flow update")
+    };
+    assert_eq!(view.date, 1796378400);
+}

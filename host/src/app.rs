@@ -7,18 +7,19 @@ use anyhow::Context;
 use teloxide::prelude::*;
 use teloxide::types::BotCommand;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::handler::Handler;
+use crate::metrics;
 use crate::registry::FlowSet;
 use crate::runtime::Runtime;
 use crate::store::{StateStore, StoreError};
 use crate::telegram::inbound::{Inbound, InboundKind, classify};
 use crate::telegram::outbound::Sender;
 use crate::telegram::pacing::Pacer;
-use crate::telegram::polling::{PollHealth, Poller, parse_stored};
+use crate::telegram::polling::{DEAF_AFTER, PollHealth, Poller, parse_stored};
 
 /// Time given to updates in progress to finish after a stop was requested.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -83,6 +84,22 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     recover(&store, &dispatcher, &bot_username)
         .await
         .context("failed to recover pending work from Redis")?;
+    let health = Arc::new(PollHealth::default());
+    if let Some(listen) = config.metrics.address()? {
+        // The bot keeps serving users without its metrics; the error says why.
+        let served = metrics::serve(
+            listen,
+            health.clone(),
+            DEAF_AFTER.as_secs(),
+            shutdown.clone(),
+        );
+        if let Err(error) = served.await {
+            error!(
+                error = format!("{error:#}"),
+                "metrics and health are not served"
+            );
+        }
+    }
     let poller = Poller {
         bot: poll_bot,
         bot_username,
@@ -90,7 +107,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         request_timeout: config.telegram.poll_request_timeout(),
         dispatcher: dispatcher.clone(),
         store,
-        health: Arc::new(PollHealth::default()),
+        health,
     };
     info!("flowbot started");
     poller.run(shutdown).await;

@@ -32,6 +32,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub dispatch: DispatchConfig,
     pub delivery: PacingConfig,
+    pub metrics: MetricsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -134,6 +135,37 @@ impl LimitsConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address for `/metrics` and `/healthz`; empty turns the server off.
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9464".to_owned(),
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// Returns the address to serve on, or `None` when turned off.
+    pub fn address(&self) -> anyhow::Result<Option<std::net::SocketAddr>> {
+        if self.listen.trim().is_empty() {
+            return Ok(None);
+        }
+        let address = self.listen.parse().with_context(|| {
+            format!(
+                "invalid metrics.listen {:?}: expected an address like 127.0.0.1:9464",
+                self.listen
+            )
+        })?;
+        Ok(Some(address))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DispatchConfig {
     /// Maximum number of updates handled at once across all conversations.
     pub max_concurrent: usize,
@@ -210,6 +242,7 @@ impl Config {
             bail!("invalid dispatch.max_concurrent: it must be at least 1");
         }
         self.delivery.validate()?;
+        self.metrics.address()?;
         if self.limits.deadline_ms == 0 || self.limits.memory_bytes < (1 << 20) {
             bail!("invalid limits: deadline_ms must be positive and memory_bytes at least 1 MiB");
         }

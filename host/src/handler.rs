@@ -14,12 +14,13 @@
 //! with an apology in the outbox, so a poisonous update is not retried.
 
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Semaphore;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::conversation::ConversationKey;
+use crate::metrics;
 use crate::registry::FlowSet;
 use crate::router::{self, Route};
 use crate::runtime::{Action, AnswerCallback, Event, InvokeError, Runtime, StateChange, Update};
@@ -168,6 +169,7 @@ impl Handler {
             attempts = MAX_ATTEMPTS,
             "update not applied; it stays in the inbox for the next start"
         );
+        metrics::increment("flowbot_updates_total", &[("outcome", "not_applied")]);
     }
 
     /// Runs one attempt against freshly loaded state. Flow failures become
@@ -188,10 +190,12 @@ impl Handler {
                 last_update_id = conversation.last_update_id,
                 "update already applied, skipped"
             );
+            metrics::increment("flowbot_updates_total", &[("outcome", "duplicate")]);
             return self.store.drop_inbox_through(key, inbound.update_id).await;
         }
         if self.store.is_chat_inactive(key.chat_id).await? {
             debug!("chat is inactive, flows are not invoked until the bot is a member again");
+            metrics::increment("flowbot_updates_total", &[("outcome", "chat_inactive")]);
             return self.store.drop_inbox_through(key, inbound.update_id).await;
         }
 
@@ -295,6 +299,8 @@ impl Handler {
             outbox: &outbox,
         };
         self.store.commit(key, &commit).await?;
+        let outcome = if repeated { "double_tap" } else { "handled" };
+        metrics::increment("flowbot_updates_total", &[("outcome", outcome)]);
         Ok(())
     }
 
@@ -352,7 +358,20 @@ impl Handler {
                 None => None,
             };
 
-            let outcome = match self.runtime.handle(&flow, view, state.as_deref()).await {
+            let started = Instant::now();
+            let result = self.runtime.handle(&flow, view, state.as_deref()).await;
+            let labels = [("flow", manifest.name.as_str()), ("version", manifest.version.as_str())];
+            metrics::add("flowbot_flow_call_seconds_total", &labels, started.elapsed().as_secs_f64());
+            let result_label = match &result {
+                Ok(_) => "ok",
+                Err(InvokeError::Deadline(_)) => "deadline",
+                Err(InvokeError::OutOfMemory(_)) => "out_of_memory",
+                Err(InvokeError::Trap(_)) => "trap",
+                Err(InvokeError::Flow(_)) => "error",
+                Err(InvokeError::OutputTooLarge(_)) => "output_too_large",
+            };
+            metrics::increment("flowbot_flow_calls_total", &[labels[0], labels[1], ("result", result_label)]);
+            let outcome = match result {
                 Ok(outcome) => outcome,
                 Err(error) => return Ok(failure_plan(&error, active)),
             };

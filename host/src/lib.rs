@@ -16,13 +16,15 @@
 //! | [`telegram::policy`] | what each Bot API error means |
 //!
 //! [`app`] connects them, [`config`] reads the settings, [`registry`] holds
-//! the loaded flows and their commands, [`conversation`] defines the key.
+//! the loaded flows and their commands, [`conversation`] defines the key,
+//! [`metrics`] counts what happened and serves `/metrics` and `/healthz`.
 
 pub mod app;
 pub mod config;
 pub mod conversation;
 pub mod dispatch;
 pub mod handler;
+pub mod metrics;
 pub mod registry;
 pub mod router;
 pub mod runtime;

@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 use super::pacing::Pacer;
 use super::policy::{self, Decision};
 use crate::conversation::ConversationKey;
+use crate::metrics;
 use crate::runtime::{Action, Button, ReplyMarkup, SendText};
 use crate::store::{StateStore, StoreError};
 
@@ -101,11 +102,23 @@ impl Sender {
         let mut attempt = 1;
         let mut flood_waits = 0;
         loop {
+            let method = method_name(&action);
             let Err(error) = self.execute(target, &action).await else {
+                metrics::increment(
+                    "flowbot_telegram_requests_total",
+                    &[("method", method), ("result", "ok")],
+                );
                 return Delivered::Sent;
             };
+            metrics::increment(
+                "flowbot_telegram_requests_total",
+                &[("method", method), ("result", "failed")],
+            );
             let (decision, reason) = policy::decide(&error);
-            let method = method_name(&action);
+            metrics::increment(
+                "flowbot_telegram_decisions_total",
+                &[("method", method), ("decision", decision.name())],
+            );
             match decision {
                 Decision::Done | Decision::Skip => {
                     debug!(

@@ -25,6 +25,21 @@ pub enum Decision {
     Fail,
 }
 
+impl Decision {
+    /// Returns the decision's name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Decision::Done => "done",
+            Decision::SendAsNew => "send_as_new",
+            Decision::Skip => "skip",
+            Decision::ChatGone => "chat_gone",
+            Decision::RetryAfter(_) => "retry_after",
+            Decision::Retry => "retry",
+            Decision::Fail => "fail",
+        }
+    }
+}
+
 /// Known Bot API error descriptions, matched case-insensitively as substrings
 /// because Telegram's wording varies slightly between methods and versions.
 const TABLE: &[(&str, Decision)] = &[

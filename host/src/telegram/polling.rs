@@ -33,7 +33,7 @@ pub const ALLOWED_UPDATES: &[AllowedUpdate] = &[
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
 /// Time without a successful `getUpdates` after which each failure also
 /// logs that the bot is deaf.
-const DEAF_AFTER: Duration = Duration::from_secs(60);
+pub const DEAF_AFTER: Duration = Duration::from_secs(60);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Unix time in milliseconds of the last successful `getUpdates`, or 0.
@@ -159,7 +159,8 @@ impl Poller {
                     }
                 },
                 Err(ignored) => {
-                    debug!(update_id = ignored.update_id, reason = %ignored.reason, "update ignored")
+                    debug!(update_id = ignored.update_id, reason = %ignored.reason, "update ignored");
+                    crate::metrics::increment("flowbot_updates_total", &[("outcome", "ignored")]);
                 }
             }
         }

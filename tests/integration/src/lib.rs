@@ -162,6 +162,8 @@ fn fast_delivery() -> flowbot::config::PacingConfig {
 /// The `flowbot` binary running as a child process, for tests that kill it.
 pub struct HostProcess {
     child: Child,
+    /// Address of the host's `/metrics` and `/healthz`.
+    pub metrics_address: String,
     _config: TempDir,
 }
 
@@ -180,10 +182,11 @@ impl HostProcess {
         );
         let config = TempDir::new("host-config");
         let config_file = config.path().join("flowbot.toml");
-        std::fs::write(
-            &config_file,
-            format!("[telegram]\npoll_timeout_secs = 1\n{FAST_DELIVERY_TOML}"),
-        )?;
+        let metrics_address = format!("127.0.0.1:{}", free_port()?);
+        let settings = format!(
+            "[telegram]\npoll_timeout_secs = 1\n[metrics]\nlisten = \"{metrics_address}\"\n{FAST_DELIVERY_TOML}"
+        );
+        std::fs::write(&config_file, settings)?;
         let child = Command::new(&binary)
             .arg("--config")
             .arg(&config_file)
@@ -201,8 +204,32 @@ impl HostProcess {
             .with_context(|| format!("failed to start {}", binary.display()))?;
         Ok(Self {
             child,
+            metrics_address,
             _config: config,
         })
+    }
+
+    /// Fetches `path` from the host's metrics server and returns the status
+    /// code and body.
+    pub async fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = &self.metrics_address;
+        let mut stream = tokio::net::TcpStream::connect(address).await?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        let status = response
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .context("no HTTP status")?;
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default();
+        Ok((status, body))
     }
 
     /// Kills the host with SIGKILL, as a crash would, and reaps it.
@@ -267,6 +294,8 @@ impl TestBot {
         config.redis.url = redis.url.clone();
         config.flows.dir = flows_dir.path().to_owned();
         config.delivery = fast_delivery();
+        // Tests run in parallel, so a fixed metrics port would clash.
+        config.metrics.listen = String::new();
         adjust(&mut config);
         config.validate()?;
 

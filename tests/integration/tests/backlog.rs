@@ -81,6 +81,18 @@ async fn backlog_after_downtime_is_worked_off_in_order() -> anyhow::Result<()> {
         let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
         assert_eq!(texts, *replies, "replies of user {user_id}, in order");
     }
+
+    let (status, health) = host.get("/healthz").await?;
+    assert_eq!(status, 200, "{health}");
+    let (status, metrics) = host.get("/metrics").await?;
+    assert_eq!(status, 200);
+    let handled = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("flowbot_updates_total{outcome=\"handled\"} "))
+        .and_then(|value| value.parse::<f64>().ok());
+    assert_eq!(handled, Some(BACKLOG_UPDATES as f64), "{metrics}");
+    let flow_calls = "flowbot_flow_calls_total{flow=\"workouts\",version=\"0.1.0\",result=\"ok\"}";
+    assert!(metrics.contains(flow_calls), "{metrics}");
     host.stop()?;
     Ok(())
 }

@@ -1,0 +1,199 @@
+//! Metrics: counters kept in process and served in the Prometheus text
+//! format at `/metrics`, next to `/healthz`, on the `[metrics] listen`
+//! address.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::telegram::polling::PollHealth;
+
+/// A counter's name and its labels, in the order given.
+type SeriesKey = (&'static str, Vec<(&'static str, String)>);
+
+/// Every counter of the process.
+static COUNTERS: LazyLock<Mutex<BTreeMap<SeriesKey, f64>>> =
+    LazyLock::new(|| Mutex::new(BTreeMap::new()));
+
+/// Help text of each counter, printed as `# HELP` lines.
+const HELP: &[(&str, &str)] = &[
+    ("flowbot_updates_total", "Updates handled, by outcome."),
+    (
+        "flowbot_flow_calls_total",
+        "Flow invocations, by flow, version and result.",
+    ),
+    (
+        "flowbot_flow_call_seconds_total",
+        "Wall-clock time spent in flow invocations, by flow and version.",
+    ),
+    (
+        "flowbot_telegram_requests_total",
+        "Bot API requests for outbound actions, by method and result.",
+    ),
+    (
+        "flowbot_telegram_decisions_total",
+        "Error-policy decisions on failed Bot API requests, by method and decision.",
+    ),
+];
+
+/// Adds `value` to the counter `name` with `labels`.
+pub fn add(name: &'static str, labels: &[(&'static str, &str)], value: f64) {
+    let labels = labels
+        .iter()
+        .map(|(key, value)| (*key, (*value).to_owned()))
+        .collect();
+    let mut counters = COUNTERS.lock().expect("metrics lock poisoned");
+    *counters.entry((name, labels)).or_insert(0.0) += value;
+}
+
+/// Adds one to the counter `name` with `labels`.
+pub fn increment(name: &'static str, labels: &[(&'static str, &str)]) {
+    add(name, labels, 1.0);
+}
+
+/// Returns the current value of a counter, for tests and reports.
+pub fn value(name: &'static str, labels: &[(&'static str, &str)]) -> f64 {
+    let labels: Vec<_> = labels
+        .iter()
+        .map(|(key, value)| (*key, (*value).to_owned()))
+        .collect();
+    let counters = COUNTERS.lock().expect("metrics lock poisoned");
+    counters.get(&(name, labels)).copied().unwrap_or(0.0)
+}
+
+/// Renders every counter, plus the polling gauge, in the Prometheus text format.
+pub fn render(health: &PollHealth) -> String {
+    let counters = COUNTERS.lock().expect("metrics lock poisoned");
+    let mut text = String::new();
+    let mut current = "";
+    for ((name, labels), value) in counters.iter() {
+        if *name != current {
+            current = name;
+            if let Some((_, help)) = HELP.iter().find(|(known, _)| known == name) {
+                let _ = writeln!(text, "# HELP {name} {help}");
+            }
+            let _ = writeln!(text, "# TYPE {name} counter");
+        }
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(key, value)| format!("{key}=\"{}\"", escape(value)))
+            .collect();
+        let _ = writeln!(text, "{name}{{{}}} {value}", labels.join(","));
+    }
+    if let Some(since) = health.since_last_success() {
+        let name = "flowbot_poll_last_success_age_seconds";
+        let _ = writeln!(
+            text,
+            "# HELP {name} Seconds since the last successful getUpdates."
+        );
+        let _ = writeln!(text, "# TYPE {name} gauge");
+        let _ = writeln!(text, "{name} {}", since.as_secs_f64());
+    }
+    text
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Serves `/metrics` and `/healthz` on `listen` until `shutdown`. `/healthz`
+/// answers 503 when no `getUpdates` succeeded for `deaf_after_secs`.
+pub async fn serve(
+    listen: SocketAddr,
+    health: Arc<PollHealth>,
+    deaf_after_secs: u64,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let router = Router::new()
+        .route("/metrics", get(metrics_page))
+        .route("/healthz", get(health_page))
+        .with_state((health, deaf_after_secs));
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "failed to listen for metrics on {listen}: {error} (set [metrics] listen)"
+            )
+        })?;
+    info!(%listen, "metrics and health served");
+    tokio::spawn(async move {
+        let served =
+            axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned());
+        if let Err(error) = served.await {
+            warn!(%error, "metrics server failed");
+        }
+    });
+    Ok(())
+}
+
+async fn metrics_page(State((health, _)): State<(Arc<PollHealth>, u64)>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        render(&health),
+    )
+}
+
+async fn health_page(
+    State((health, deaf_after_secs)): State<(Arc<PollHealth>, u64)>,
+) -> impl IntoResponse {
+    match health.since_last_success() {
+        Some(since) if since.as_secs() <= deaf_after_secs => (
+            StatusCode::OK,
+            format!("ok: last getUpdates {} s ago\n", since.as_secs()),
+        ),
+        Some(since) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("deaf: no successful getUpdates for {} s\n", since.as_secs()),
+        ),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "starting: no successful getUpdates yet\n".to_owned(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_groups_series_by_name() {
+        increment("flowbot_updates_total", &[("outcome", "test-render")]);
+        increment("flowbot_updates_total", &[("outcome", "test-render")]);
+        add(
+            "flowbot_flow_call_seconds_total",
+            &[("flow", "w\"x"), ("version", "1")],
+            0.5,
+        );
+
+        let text = render(&PollHealth::default());
+        assert!(
+            text.contains("# TYPE flowbot_updates_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("flowbot_updates_total{outcome=\"test-render\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("flowbot_flow_call_seconds_total{flow=\"w\\\"x\",version=\"1\"} 0.5"),
+            "{text}"
+        );
+        assert_eq!(
+            value("flowbot_updates_total", &[("outcome", "test-render")]),
+            2.0
+        );
+    }
+}

@@ -38,7 +38,7 @@ pub enum InboundKind {
     Resume,
 }
 
-/// Why an update goes to no conversation; logged at debug.
+/// An update that goes to no conversation, with the reason; logged at debug.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ignored {
     pub update_id: i64,

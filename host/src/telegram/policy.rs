@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use teloxide::{ApiError, RequestError};
 
-/// What to do with an action whose request failed.
+/// The outcome decided for an action whose request failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     /// The wanted result is already there (an edit to identical content).

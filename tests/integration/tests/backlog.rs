@@ -1,4 +1,4 @@
-//! Case C20: updates that queued up while the host was down are worked off
+//! Updates that queued up while the host was down are worked off
 //! in order per conversation, and replies queued at SIGTERM survive the
 //! restart. Also: a slow chat and a flooded chat do not starve other users.
 

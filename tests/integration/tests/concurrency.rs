@@ -1,5 +1,5 @@
 //! Concurrent users never see each other's data, and one user's burst is
-//! handled in order. Includes cases C01, C02 and C03 (real Bot API JSON).
+//! handled in order, from real Bot API JSON.
 
 use std::sync::Arc;
 
@@ -87,7 +87,7 @@ async fn two_hundred_users_log_sets_at_once() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// C01: two quick messages of one user in one `getUpdates` batch; both
+/// Two quick messages of one user in one `getUpdates` batch; both
 /// changes must land in state, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn burst_of_two_keeps_both_changes() -> anyhow::Result<()> {
@@ -123,7 +123,7 @@ async fn burst_of_two_keeps_both_changes() -> anyhow::Result<()> {
     bot.stop().await
 }
 
-/// C02: three forwarded answers in one batch are consumed one step at a
+/// Three forwarded answers in one batch are consumed one step at a
 /// time, each prompt sent once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarded_batch_fills_each_step_once() -> anyhow::Result<()> {
@@ -157,7 +157,7 @@ async fn forwarded_batch_fills_each_step_once() -> anyhow::Result<()> {
     bot.stop().await
 }
 
-/// C03: two users' dialogs interleave; each answer is graded against its own
+/// Two users' dialogs interleave; each answer is graded against its own
 /// user's state, and every call made for an update targets that update's chat.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interleaved_users_keep_their_own_state() -> anyhow::Result<()> {

@@ -1,4 +1,4 @@
-//! Case C16: long polling survives a 502 HTML page, 502 and 504 error
+//! Long polling survives a 502 HTML page, 502 and 504 error
 //! bodies, a hung connection and a reset connection, and then handles the
 //! next update exactly once.
 

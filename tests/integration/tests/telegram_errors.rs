@@ -1,5 +1,4 @@
-//! Bot API errors and double taps: cases C04, C12, C13 and C14, each with
-//! the Bot API bodies Telegram really sends.
+//! Bot API errors and double taps, with the error bodies Telegram sends.
 
 use std::time::Duration;
 
@@ -34,7 +33,7 @@ async fn workout_with_one_set(
     bot.say(user, "squat 3x5 100kg", 3).await
 }
 
-/// C04: two presses of the same button within milliseconds apply once, and
+/// Two presses of the same button within milliseconds apply once, and
 /// both presses are answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn double_tap_applies_once() -> anyhow::Result<()> {
@@ -67,7 +66,7 @@ async fn double_tap_applies_once() -> anyhow::Result<()> {
     bot.stop().await
 }
 
-/// C12: a send that fails because the user blocked the bot (or is gone)
+/// A send that fails because the user blocked the bot (or is gone)
 /// marks the chat inactive; nothing more is sent until the bot is a member again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn final_send_errors_stop_sending() -> anyhow::Result<()> {
@@ -116,7 +115,7 @@ async fn final_send_errors_stop_sending() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// C13: a 429 with `retry_after` holds every request to that chat until the
+/// A 429 with `retry_after` holds every request to that chat until the
 /// time is up, then the reply goes out; other chats keep getting replies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flood_control_waits_for_retry_after() -> anyhow::Result<()> {
@@ -159,7 +158,7 @@ async fn flood_control_waits_for_retry_after() -> anyhow::Result<()> {
     bot.stop().await
 }
 
-/// C14: "message is not modified" is success and "message to edit not
+/// "message is not modified" is success and "message to edit not
 /// found" sends the text as a new message; neither reaches the user as an error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edit_errors_are_settled_by_policy() -> anyhow::Result<()> {

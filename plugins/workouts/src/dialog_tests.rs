@@ -654,7 +654,10 @@ fn log_count_starts_afresh_next_day() {
 
     let reply = handle(&next_day(command("log", "squat 5")), &mut state);
 
-    assert_eq!(reply.texts(), ["Logged squat: 5 reps. Sets logged today: 1."]);
+    assert_eq!(
+        reply.texts(),
+        ["Logged squat: 5 reps. Sets logged today: 1."]
+    );
 }
 
 #[test]

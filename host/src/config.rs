@@ -114,6 +114,9 @@ pub struct LimitsConfig {
     pub state_bytes: usize,
     /// Cap on the number of actions one call may return.
     pub actions: usize,
+    /// Cap on the characters of one text a flow sends or edits; longer
+    /// texts than Telegram's 4,096 are split into several messages.
+    pub text_chars: usize,
 }
 
 impl Default for LimitsConfig {
@@ -123,6 +126,7 @@ impl Default for LimitsConfig {
             memory_bytes: 64 << 20,
             state_bytes: 256 << 10,
             actions: 50,
+            text_chars: 16_384,
         }
     }
 }

@@ -5,22 +5,30 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 # Built flow components, one `<name>.wasm` per flow.
 FLOWS_DIR="$TARGET_DIR/flows"
 FLOW_CRATES=(workouts exercises)
+# Flows built only for the tests, never shipped: they misbehave on purpose.
+TEST_FLOW_CRATES=(hostile)
 
 log() { printf '==> %s\n' "$*" >&2; }
 
-# Builds every flow for wasm32-wasip2 and copies the components to FLOWS_DIR.
+# Builds the given flow crates (default: the shipped ones) for
+# wasm32-wasip2 and copies the components to the folder in $2.
 build_flows() {
+    local crates=("${FLOW_CRATES[@]}") out="$FLOWS_DIR"
+    if [[ $# -gt 0 ]]; then crates=($1); out="$2"; fi
     local packages=()
-    for crate in "${FLOW_CRATES[@]}"; do packages+=(-p "$crate"); done
-    log "building flows: ${FLOW_CRATES[*]}"
+    for crate in "${crates[@]}"; do packages+=(-p "$crate"); done
+    log "building flows: ${crates[*]}"
     (cd "$ROOT" && cargo build --profile flow --target wasm32-wasip2 "${packages[@]}")
-    mkdir -p "$FLOWS_DIR"
-    for crate in "${FLOW_CRATES[@]}"; do
+    mkdir -p "$out"
+    for crate in "${crates[@]}"; do
         # Copy then rename, so a running host never reads a half-written file.
-        cp "$TARGET_DIR/wasm32-wasip2/flow/$crate.wasm" "$FLOWS_DIR/.$crate.wasm.tmp"
-        mv "$FLOWS_DIR/.$crate.wasm.tmp" "$FLOWS_DIR/$crate.wasm"
+        cp "$TARGET_DIR/wasm32-wasip2/flow/$crate.wasm" "$out/.$crate.wasm.tmp"
+        mv "$out/.$crate.wasm.tmp" "$out/$crate.wasm"
     done
 }
+
+# Built test-only flows, one `<name>.wasm` per flow.
+TEST_FLOWS_DIR="$TARGET_DIR/test-flows"
 
 # Prints a free TCP port on 127.0.0.1.
 free_port() {

@@ -269,6 +269,22 @@ impl Runtime {
                 self.limits.state_bytes
             )));
         }
+        let longest_text = outcome
+            .actions
+            .iter()
+            .map(|action| match action {
+                Action::SendText(send) => send.text.chars().count(),
+                Action::EditText(edit) => edit.text.chars().count(),
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0);
+        if longest_text > self.limits.text_chars {
+            return Err(InvokeError::OutputTooLarge(format!(
+                "text of {longest_text} characters, cap {}",
+                self.limits.text_chars
+            )));
+        }
         if outcome.actions.len() > self.limits.actions {
             return Err(InvokeError::OutputTooLarge(format!(
                 "{} actions, cap {}",

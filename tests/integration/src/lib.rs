@@ -42,6 +42,20 @@ pub fn built_flows_dir() -> PathBuf {
     dir
 }
 
+/// Folder with the test-only flow components (`hostile.wasm`), from
+/// `FLOWBOT_TEST_FLOWS_DIR` or `target/test-flows`.
+pub fn test_flows_dir() -> PathBuf {
+    let dir = std::env::var_os("FLOWBOT_TEST_FLOWS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/test-flows"));
+    assert!(
+        dir.join("hostile.wasm").is_file(),
+        "test flow components missing in {}: scripts/test builds them",
+        dir.display()
+    );
+    dir
+}
+
 /// Logs to the test output when `RUST_LOG` is set.
 pub fn init_logging() {
     static INIT: Once = Once::new();
@@ -277,10 +291,13 @@ impl TestBot {
         adjust: impl FnOnce(&mut Config),
     ) -> anyhow::Result<Self> {
         init_logging();
-        let built = built_flows_dir();
         let flows_dir = TempDir::new("flows");
         for flow in flows {
             let file = format!("{flow}.wasm");
+            let built = match *flow {
+                "hostile" => test_flows_dir(),
+                _ => built_flows_dir(),
+            };
             std::fs::copy(built.join(&file), flows_dir.path().join(&file))
                 .with_context(|| format!("failed to copy flow {file}"))?;
         }

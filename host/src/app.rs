@@ -1,4 +1,4 @@
-//! Start-up and shutdown: connects the parts and runs until told to stop.
+//! Start-up and shutdown: connects the parts and runs until shutdown is requested.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -62,7 +62,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let runtime = Arc::new(Runtime::new(config.limits.clone())?);
     let flows = FlowSet::load_dir(&runtime, &config.flows.dir).await?;
     if flows.is_empty() {
-        warn!(dir = %config.flows.dir.display(), "no flows loaded; the bot can only answer /help");
+        warn!(dir = %config.flows.dir.display(), "no flows loaded; the bot can only reply to /help");
     }
     register_commands(&bot, &flows).await;
     // getUpdates fails while a webhook is set. Pending updates are kept.
@@ -86,7 +86,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .context("failed to recover pending work from Redis")?;
     let health = Arc::new(PollHealth::default());
     if let Some(listen) = config.metrics.address()? {
-        // The bot keeps serving users without its metrics; the error says why.
+        // The bot keeps serving users without its metrics; the logged error gives the reason.
         let served = metrics::serve(
             listen,
             health.clone(),
@@ -192,7 +192,7 @@ async fn get_me(bot: &Bot, shutdown: &CancellationToken) -> anyhow::Result<telox
             Err(error) if attempt < STARTUP_ATTEMPTS => {
                 warn!(%error, attempt, "getMe failed, retrying");
                 tokio::select! {
-                    _ = shutdown.cancelled() => anyhow::bail!("stopped before the Bot API answered"),
+                    _ = shutdown.cancelled() => anyhow::bail!("stopped before the Bot API responded"),
                     _ = tokio::time::sleep(Duration::from_secs(1 << attempt)) => {}
                 }
                 attempt += 1;

@@ -109,7 +109,7 @@ fn escape(value: &str) -> String {
 }
 
 /// Serves `/metrics` and `/healthz` on `listen` until `shutdown`. `/healthz`
-/// answers 503 when no `getUpdates` succeeded for `deaf_after_secs`.
+/// returns 503 when no `getUpdates` succeeded for `deaf_after_secs`.
 pub async fn serve(
     listen: SocketAddr,
     health: Arc<PollHealth>,

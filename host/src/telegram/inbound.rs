@@ -92,7 +92,7 @@ pub fn classify(update: &TelegramUpdate, bot_username: &str) -> Result<Inbound, 
 
 fn from_message(update_id: i64, message: &Message, event: Event) -> Result<Inbound, Ignored> {
     // Anonymous admins and channels writing to a group have no `from` user
-    // that is really theirs, so the sending chat stands in for the user.
+    // that is really theirs, so the sending chat's id is used as the user's.
     let sender_id = match (&message.sender_chat, &message.from) {
         (Some(sender_chat), _) => sender_chat.id.0,
         (None, Some(user)) => user_id(user),

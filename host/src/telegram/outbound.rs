@@ -43,7 +43,7 @@ pub struct Outgoing {
     pub action: Action,
 }
 
-/// How a delivery ended.
+/// Result of a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivered {
     /// The action was sent or settled by the policy.

@@ -19,7 +19,7 @@ pub enum Decision {
     ChatGone,
     /// Flood control: wait this long before any request to the chat.
     RetryAfter(Duration),
-    /// A transient failure (network, 5xx, unreadable answer): retry with backoff.
+    /// A transient failure (network, 5xx, unreadable response): retry with backoff.
     Retry,
     /// A permanent failure of this one action: log it and go on.
     Fail,

@@ -22,7 +22,7 @@ use crate::dispatch::Dispatcher;
 use crate::store::{Stashed, StateStore};
 
 /// Update kinds requested from Telegram. `my_chat_member` must be listed
-/// explicitly, or Telegram never says that a user blocked the bot.
+/// explicitly, or Telegram never sends the update that says a user blocked the bot.
 pub const ALLOWED_UPDATES: &[AllowedUpdate] = &[
     AllowedUpdate::Message,
     AllowedUpdate::EditedMessage,
@@ -100,7 +100,7 @@ impl Poller {
                 Ok(Ok(updates)) => updates,
                 Ok(Err(RequestError::InvalidJson { raw, source })) => match parse_lenient(&raw) {
                     Some(updates) => {
-                        warn!(error = %source, "getUpdates answer not fully parsed, using raw updates");
+                        warn!(error = %source, "getUpdates response not fully parsed, using the raw updates");
                         updates
                     }
                     None => {

@@ -9,6 +9,7 @@ use teloxide::types::BotCommand;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::breaker::Breakers;
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::handler::Handler;
@@ -73,12 +74,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let flows = Arc::new(RwLock::new(Arc::new(flows)));
     let pacer = Arc::new(Pacer::new(config.delivery.clone()));
     let sender = Sender::new(bot.clone(), store.clone(), pacer);
+    let breakers = Breakers::new(
+        config.limits.breaker_failures,
+        Duration::from_secs(config.limits.breaker_window_secs),
+    );
     let handler = Arc::new(Handler::new(
         runtime,
         flows,
         store.clone(),
         sender,
         config.dispatch.max_concurrent,
+        breakers,
     ));
     let dispatcher = Dispatcher::new(handler);
     recover(&store, &dispatcher, &bot_username)

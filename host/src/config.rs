@@ -117,6 +117,12 @@ pub struct LimitsConfig {
     /// Cap on the characters of one text a flow sends or edits; longer
     /// texts than Telegram's 4,096 are split into several messages.
     pub text_chars: usize,
+    /// Failures of one flow version within `breaker_window_secs` after
+    /// which new conversations are turned away from it; 0 turns this off.
+    pub breaker_failures: usize,
+    /// Span over which failures count, and how long new conversations are
+    /// turned away, in seconds.
+    pub breaker_window_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -127,6 +133,8 @@ impl Default for LimitsConfig {
             state_bytes: 256 << 10,
             actions: 50,
             text_chars: 16_384,
+            breaker_failures: 5,
+            breaker_window_secs: 60,
         }
     }
 }

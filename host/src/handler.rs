@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Semaphore;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::breaker::Breakers;
 use crate::conversation::ConversationKey;
 use crate::metrics;
 use crate::registry::FlowSet;
@@ -53,6 +54,7 @@ pub struct Handler {
     /// Bounds the updates being invoked and committed at once; delivery
     /// happens outside it, so slow chats do not hold it.
     permits: Arc<Semaphore>,
+    breakers: Breakers,
 }
 
 /// What handling produced, before it is committed.
@@ -80,6 +82,7 @@ impl Handler {
         store: StateStore,
         sender: Sender,
         max_concurrent: usize,
+        breakers: Breakers,
     ) -> Self {
         let permits = Arc::new(Semaphore::new(max_concurrent));
         Self {
@@ -88,6 +91,7 @@ impl Handler {
             store,
             sender,
             permits,
+            breakers,
         }
     }
 
@@ -237,7 +241,22 @@ impl Handler {
                 if let (Event::Callback(callback), Some(data)) = (&mut view.event, callback_data) {
                     callback.data = data;
                 }
-                self.invoke(&flows, &flow, key, &view, active).await?
+                let entering = active.as_deref() != Some(flow.as_str());
+                let digest = flows
+                    .get(&flow)
+                    .map(|loaded| loaded.digest.as_str())
+                    .unwrap_or_default();
+                if entering && self.breakers.is_open(digest) {
+                    debug!(flow, "breaker open, new conversation turned away");
+                    host_plan(
+                        active,
+                        format!(
+                            "{flow} is unavailable right now because it keeps failing. Please try again in a few minutes."
+                        ),
+                    )
+                } else {
+                    self.invoke(&flows, &flow, key, &view, active).await?
+                }
             }
             Route::Help | Route::Start => host_plan(active, help_text(&flows, &route)),
             Route::Cancel => match active {
@@ -373,11 +392,15 @@ impl Handler {
             metrics::increment("flowbot_flow_calls_total", &[labels[0], labels[1], ("result", result_label)]);
             let outcome = match result {
                 Ok(outcome) => outcome,
-                Err(error) => return Ok(failure_plan(&error, active)),
+                Err(error) => {
+                    self.breakers.record_failure(&manifest.name, &manifest.version, &flow.digest);
+                    return Ok(failure_plan(&error, active));
+                }
             };
             let mut actions = notices;
             actions.extend(outcome.actions);
             if let Err(reason) = router::tag_buttons(flow_name, &mut actions) {
+                self.breakers.record_failure(&manifest.name, &manifest.version, &flow.digest);
                 return Ok(failure_plan(&InvokeError::OutputTooLarge(reason), active));
             }
 

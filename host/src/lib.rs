@@ -17,9 +17,11 @@
 //!
 //! [`app`] connects them, [`config`] reads the settings, [`registry`] holds
 //! the loaded flows and their commands, [`conversation`] defines the key,
-//! [`metrics`] counts what happened and serves `/metrics` and `/healthz`.
+//! [`metrics`] counts what happened and serves `/metrics` and `/healthz`,
+//! [`breaker`] turns new conversations away from a flow version that keeps failing.
 
 pub mod app;
+pub mod breaker;
 pub mod config;
 pub mod conversation;
 pub mod dispatch;

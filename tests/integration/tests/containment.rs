@@ -130,3 +130,22 @@ async fn sandbox_grants_no_files_env_or_sockets() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(100)).await;
     bot.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breaker_turns_new_conversations_away() -> anyhow::Result<()> {
+    let bot =
+        TestBot::start_with(&["hostile"], |config| config.limits.breaker_failures = 3).await?;
+    let ann = SimUser::new(1001, "Ann");
+    for count in 1..=3 {
+        let trapped = bot.say(&ann, "/div 1 0", count).await?;
+        assert!(trapped.text.starts_with(APOLOGY_START), "{}", trapped.text);
+    }
+
+    let ben = SimUser::new(1002, "Ben");
+    let turned_away = bot.say(&ben, "/ping", 1).await?;
+    assert_eq!(
+        turned_away.text,
+        "hostile is unavailable right now because it keeps failing. Please try again in a few minutes."
+    );
+    bot.stop().await
+}

@@ -162,7 +162,7 @@ async fn recover(
                 Ok(update) => update,
                 Err(error) => {
                     warn!(update_id = stashed.update_id, %key, %error, "invalid stored update dropped");
-                    store.drop_inbox_through(key, stashed.update_id).await?;
+                    store.drop_from_inbox(key, stashed.update_id).await?;
                     continue;
                 }
             };
@@ -173,7 +173,7 @@ async fn recover(
                 }
                 Err(ignored) => {
                     debug!(update_id = ignored.update_id, reason = %ignored.reason, "stored update ignored");
-                    store.drop_inbox_through(key, stashed.update_id).await?;
+                    store.drop_from_inbox(key, stashed.update_id).await?;
                 }
             }
         }

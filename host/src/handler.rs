@@ -141,7 +141,7 @@ impl Handler {
             if !active {
                 self.store.clear_outbox(key).await?;
             }
-            self.store.drop_inbox_through(key, inbound.update_id).await
+            self.store.drop_from_inbox(key, inbound.update_id).await
         };
         if let Err(error) = result.await {
             warn!(%error, "failed to record membership change");
@@ -186,21 +186,15 @@ impl Handler {
     ) -> Result<(), StoreError> {
         let key = inbound.key;
         let conversation = self.store.load(key).await?;
-        if conversation
-            .last_update_id
-            .is_some_and(|last| last >= inbound.update_id)
-        {
-            debug!(
-                last_update_id = conversation.last_update_id,
-                "update already applied, skipped"
-            );
+        if self.store.is_applied(key, inbound.update_id).await? {
+            info!("update already applied, skipped");
             metrics::increment("flowbot_updates_total", &[("outcome", "duplicate")]);
-            return self.store.drop_inbox_through(key, inbound.update_id).await;
+            return self.store.drop_from_inbox(key, inbound.update_id).await;
         }
         if self.store.is_chat_inactive(key.chat_id).await? {
             debug!("chat is inactive, flows are not invoked until the bot is a member again");
             metrics::increment("flowbot_updates_total", &[("outcome", "chat_inactive")]);
-            return self.store.drop_inbox_through(key, inbound.update_id).await;
+            return self.store.drop_from_inbox(key, inbound.update_id).await;
         }
 
         // A press of the same button again within the window is answered

@@ -10,6 +10,8 @@
 //!   yet committed, scored by `update_id` (see [`queues`]).
 //! - `P:{c<chat>:u<user>}:outbox`: list of actions committed but not yet
 //!   accepted by Telegram, oldest first.
+//! - `P:{c<chat>:u<user>}:applied`: sorted set of the newest 100 applied
+//!   `update_id`s, scored by revision.
 //! - `P:pending`: set of conversations that may have inbox or outbox entries.
 //! - `P:chat:<chat>`: hash with `inactive` set while the bot may not write to
 //!   the chat (blocked, kicked).
@@ -87,11 +89,16 @@ pub struct Commit<'a> {
 }
 
 /// Checks the revision, then in one step writes the conversation record
-/// and the flow state, removes the update (and older ones) from the inbox,
-/// and appends the outbound actions to the outbox. Returns the new revision,
-/// or -1 on a revision mismatch.
+/// and the flow state, records the update as applied, removes it from the
+/// inbox, and appends the outbound actions to the outbox. Returns the new
+/// revision, or -1 on a revision mismatch.
 ///
-/// KEYS: conversation, flow state, inbox, outbox. ARGV: expected revision,
+/// The applied set keeps the newest 100 update ids by revision, not by id,
+/// because Telegram picks the next `update_id` at random after a week
+/// without updates; 100 is the most one `getUpdates` call returns, so a
+/// redelivered batch is always recognised.
+///
+/// KEYS: conversation, flow state, inbox, outbox, applied set. ARGV: expected revision,
 /// update id, active flow ('' for none), state operation (keep, put,
 /// delete), data, schema, version, TTL in seconds (0 for none), last tap
 /// ('' to keep), then one outbox entry per remaining argument.
@@ -115,13 +122,16 @@ if ARGV[4] == 'put' then
 elseif ARGV[4] == 'delete' then
   redis.call('DEL', KEYS[2])
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[2])
+redis.call('ZADD', KEYS[5], rev, ARGV[2])
+redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -101)
+redis.call('ZREMRANGEBYSCORE', KEYS[3], ARGV[2], ARGV[2])
 for i = 10, #ARGV do
   redis.call('RPUSH', KEYS[4], ARGV[i])
 end
 local ttl = tonumber(ARGV[8])
 if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[5], ttl)
   if redis.call('EXISTS', KEYS[2]) == 1 then
     redis.call('EXPIRE', KEYS[2], ttl)
   end
@@ -250,6 +260,7 @@ impl StateStore {
             .key(state_key)
             .key(self.inbox_key(key))
             .key(self.outbox_key(key))
+            .key(self.applied_key(key))
             .arg(commit.expected_revision)
             .arg(commit.update_id)
             .arg(commit.active_flow.unwrap_or(""))

@@ -91,9 +91,9 @@ impl StateStore {
             .collect())
     }
 
-    /// Removes stashed updates up to and including `update_id`, for updates
-    /// found to be applied already.
-    pub async fn drop_inbox_through(
+    /// Removes the stashed update `update_id`, for updates that are skipped
+    /// without a commit.
+    pub async fn drop_from_inbox(
         &self,
         key: ConversationKey,
         update_id: i64,
@@ -101,9 +101,27 @@ impl StateStore {
         let _: () = self
             .connection
             .clone()
-            .zrembyscore(self.inbox_key(key), "-inf", update_id)
+            .zrembyscore(self.inbox_key(key), update_id, update_id)
             .await?;
         Ok(())
+    }
+
+    pub(super) fn applied_key(&self, key: ConversationKey) -> String {
+        format!("{}:{{{key}}}:applied", self.namespace)
+    }
+
+    /// True when `update_id` was already applied to the conversation.
+    pub async fn is_applied(
+        &self,
+        key: ConversationKey,
+        update_id: i64,
+    ) -> Result<bool, StoreError> {
+        let score: Option<f64> = self
+            .connection
+            .clone()
+            .zscore(self.applied_key(key), update_id)
+            .await?;
+        Ok(score.is_some())
     }
 
     /// Returns the conversation's outbox entries, oldest first.

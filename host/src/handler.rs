@@ -40,6 +40,7 @@ pub const TOO_SLOW: &str = "Sorry, that took too long on our side and was stoppe
 const NOT_UNDERSTOOD: &str = "I didn't understand that. Send /help to see what I can do.";
 const UNSUPPORTED: &str = "I can't handle this here. Send /help to see what I can do.";
 const NOTHING_TO_CANCEL: &str = "Nothing to cancel.";
+const CANCELLED: &str = "Cancelled. Nothing in progress was saved.";
 const STALE_BUTTON: &str = "This button is no longer active.";
 const STATE_RESET: &str = "Your saved progress could not be read by this version and was reset.";
 
@@ -254,8 +255,18 @@ impl Handler {
             }
             Route::Help | Route::Start => host_plan(active, help_text(&flows, &route)),
             Route::Cancel => match active {
-                Some(flow) => Plan {
-                    actions: vec![text_action(format!("Cancelled {flow}."))],
+                // The flow hears of the cancel, so it drops its dialog and its
+                // old buttons go stale; the conversation is released either way.
+                Some(flow) if flows.get(flow).is_some() => {
+                    let mut cancelled = view.clone();
+                    cancelled.event = Event::Cancelled;
+                    let mut plan = self.invoke(&flows, flow, key, &cancelled, active).await?;
+                    plan.actions.insert(0, text_action(CANCELLED.to_owned()));
+                    plan.active_flow = None;
+                    plan
+                }
+                Some(_) => Plan {
+                    actions: vec![text_action(CANCELLED.to_owned())],
                     active_flow: None,
                     flow: None,
                     write: PlannedWrite::Keep,

@@ -17,6 +17,10 @@ const CLOSE_DATA: &str = "close";
 /// Handles one update of a conversation.
 pub fn handle(update: &Update, state: &mut State) -> Reply {
     match &update.event {
+        Event::Cancelled => {
+            state.dialog = None;
+            Reply::new().done()
+        }
         Event::Command(command) => handle_command(command, state),
         Event::Callback(callback) => handle_callback(callback, state),
         Event::Text(text) => handle_text(text, state),

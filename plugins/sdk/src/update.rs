@@ -80,6 +80,7 @@ impl Event {
             Event::Location(_) => "a location",
             Event::Contact(_) => "a contact",
             Event::EditedMessage(_) => "an edited message",
+            Event::Cancelled => "a /cancel",
             Event::Unknown(kind) => return format!("a message of kind {}", kind.replace('_', " ")),
         };
         description.to_owned()

@@ -15,6 +15,10 @@ use crate::state::{Dialog, MAX_ENTRIES, MAX_NAME_CHARS, State};
 /// Handles one update of a conversation.
 pub fn handle(update: &Update, state: &mut State) -> Reply {
     match &update.event {
+        Event::Cancelled => {
+            state.dialog = None;
+            Reply::new().done()
+        }
         Event::Command(command) => handle_command(command, update.date, state),
         Event::Callback(callback) => handle_callback(callback, state),
         Event::Text(text) => handle_text(text, update.date, state),

@@ -270,3 +270,28 @@ async fn wait_for_text(
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_makes_old_buttons_stale() -> anyhow::Result<()> {
+    let bot = TestBot::start(&["workouts"]).await?;
+    let ann = SimUser::new(1001, "Ann");
+    bot.say(&ann, "/workout Pull", 1).await?;
+    let added = bot.say(&ann, "row 3x10 50kg", 2).await?;
+    let cancelled = bot.say(&ann, "/cancel", 3).await?;
+    assert_eq!(cancelled.text, "Cancelled. Nothing in progress was saved.");
+
+    let finish = added.buttons()[0].1.clone();
+    bot.sim.press_button(&ann, added.message_id, &finish);
+    let history = bot.say(&ann, "/history", 4).await?;
+    assert_eq!(
+        history.text,
+        "No workouts saved yet. Send /workout to log one."
+    );
+    let answers = bot.sim.callback_answers();
+    assert_eq!(answers.len(), 1);
+    assert_eq!(
+        answers[0].text.as_deref(),
+        Some("This button belongs to a workout that is already closed.")
+    );
+    bot.stop().await
+}

@@ -50,6 +50,10 @@ struct ServerArgs {
     /// The bot's username, without '@'.
     #[arg(long, default_value_t = BotProfile::default().username)]
     bot_username: String,
+    /// First `update_id` to assign; give each run a higher one when the bot
+    /// keeps its state between runs.
+    #[arg(long, default_value_t = 1)]
+    first_update_id: i64,
 }
 
 impl ServerArgs {
@@ -91,16 +95,28 @@ async fn main() -> anyhow::Result<()> {
         .init();
 
     match cli.command {
-        Command::Serve(server) => serve(server.into_config()?).await,
+        Command::Serve(server) => {
+            let first_update_id = server.first_update_id;
+            serve(server.into_config()?, first_update_id).await
+        }
         Command::Chat {
             server,
             settle_secs,
-        } => chat(server.into_config()?, Duration::from_secs(settle_secs)).await,
+        } => {
+            let first_update_id = server.first_update_id;
+            chat(
+                server.into_config()?,
+                first_update_id,
+                Duration::from_secs(settle_secs),
+            )
+            .await
+        }
     }
 }
 
-async fn serve(config: SimConfig) -> anyhow::Result<()> {
+async fn serve(config: SimConfig, first_update_id: i64) -> anyhow::Result<()> {
     let sim = Simulator::start(config).await?;
+    sim.skip_update_ids_to(first_update_id);
     tokio::signal::ctrl_c()
         .await
         .context("failed to listen for Ctrl-C")?;
@@ -108,8 +124,13 @@ async fn serve(config: SimConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn chat(config: SimConfig, settle_timeout: Duration) -> anyhow::Result<()> {
+async fn chat(
+    config: SimConfig,
+    first_update_id: i64,
+    settle_timeout: Duration,
+) -> anyhow::Result<()> {
     let sim = Simulator::start(config).await?;
+    sim.skip_update_ids_to(first_update_id);
     let options = PlaygroundOptions {
         scripted: !std::io::stdin().is_terminal(),
         settle_timeout,

@@ -269,6 +269,14 @@ impl Simulator {
         self.shared.read(|state| state.webhook.clone())
     }
 
+    /// Makes the next assigned `update_id` at least `update_id`. A host that
+    /// keeps state across simulator runs recognises applied updates by id, so
+    /// each run should start above the ids of the runs before.
+    pub fn skip_update_ids_to(&self, update_id: i64) {
+        self.shared
+            .update(|state| state.updates.skip_ids_to(update_id));
+    }
+
     /// Returns the number of updates pushed but not yet confirmed by an offset.
     pub fn pending_updates(&self) -> usize {
         self.shared.read(|state| state.updates.len())

@@ -56,6 +56,10 @@ impl UpdateQueue {
     /// returns its id.
     ///
     /// Panics if `update` is not a JSON object.
+    pub(crate) fn skip_ids_to(&mut self, update_id: i64) {
+        self.next_id = self.next_id.max(update_id);
+    }
+
     pub(crate) fn push(&mut self, mut update: Value) -> i64 {
         let fields = update
             .as_object_mut()

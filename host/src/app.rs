@@ -24,6 +24,8 @@ use crate::telegram::polling::{DEAF_AFTER, PollHealth, Poller, parse_stored};
 
 /// Time given to updates in progress to finish after a stop was requested.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Time given to the first connection to Redis.
+const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Attempts to reach the Bot API at start before giving up.
 const STARTUP_ATTEMPTS: u32 = 5;
 
@@ -51,14 +53,24 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let bot_username = me.username.clone().unwrap_or_default();
     info!(bot_id, username = %bot_username, api = %api_url.origin().ascii_serialization(), "connected to the Bot API");
 
-    let store = StateStore::connect(
+    // The Redis client retries for minutes on its own; a host that cannot
+    // reach Redis should say so quickly and still obey a stop request.
+    let connect = StateStore::connect(
         &config.redis.url,
         &config.redis.key_prefix,
         bot_id,
         config.redis.state_ttl_days,
-    )
-    .await
-    .context("failed to connect to Redis (check REDIS_URL)")?;
+    );
+    let store = tokio::select! {
+        _ = shutdown.cancelled() => anyhow::bail!("stopped while connecting to Redis"),
+        result = tokio::time::timeout(REDIS_CONNECT_TIMEOUT, connect) => match result {
+            Ok(store) => store.context("failed to connect to Redis: check REDIS_URL and its password")?,
+            Err(_) => anyhow::bail!(
+                "timed out after {} s connecting to Redis: check REDIS_URL and that the server runs",
+                REDIS_CONNECT_TIMEOUT.as_secs()
+            ),
+        },
+    };
 
     let runtime = Arc::new(Runtime::new(config.limits.clone())?);
     let flows = FlowSet::load_dir(&runtime, &config.flows.dir).await?;

@@ -228,14 +228,13 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         match &self.telegram.token {
             None => bail!("missing bot token: set {ENV_TOKEN} or telegram.token"),
-            Some(token) if token.contains('/') || token.trim() != token => {
-                bail!("invalid bot token: it must not contain '/' or surrounding spaces")
+            Some(token) if token.is_empty() || token.contains('/') || token.trim() != token => {
+                bail!("invalid bot token: it must be non-empty, without '/' or surrounding spaces")
             }
             Some(_) => {}
         }
-        if !self.telegram.api_url.starts_with("http://")
-            && !self.telegram.api_url.starts_with("https://")
-        {
+        let api_url = url::Url::parse(&self.telegram.api_url).ok();
+        if !api_url.is_some_and(|url| matches!(url.scheme(), "http" | "https") && url.has_host()) {
             bail!(
                 "invalid telegram.api_url {:?}: expected an http:// or https:// URL",
                 self.telegram.api_url
@@ -244,9 +243,24 @@ impl Config {
         if self.telegram.poll_timeout_secs > 50 {
             bail!("invalid telegram.poll_timeout_secs: Telegram allows at most 50 seconds");
         }
-        if self.redis.key_prefix.is_empty() || self.redis.key_prefix.contains(['{', '}', ' ']) {
+        if self.telegram.request_timeout_secs == 0 {
+            bail!("invalid telegram.request_timeout_secs 0: it must be at least 1");
+        }
+        if let Err(error) = redis::Client::open(self.redis.url.as_str()) {
+            // The URL may hold a password, so only the parse error is shown.
             bail!(
-                "invalid redis.key_prefix {:?}: use letters, digits, ':' or '-'",
+                "invalid redis.url (or REDIS_URL): {error}; expected redis://[:password@]host:port/db"
+            );
+        }
+        let prefix_ok = !self.redis.key_prefix.is_empty()
+            && self
+                .redis
+                .key_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '-' | '_'));
+        if !prefix_ok {
+            bail!(
+                "invalid redis.key_prefix {:?}: use ASCII letters, digits, ':', '-' or '_'",
                 self.redis.key_prefix
             );
         }
@@ -255,8 +269,23 @@ impl Config {
         }
         self.delivery.validate()?;
         self.metrics.address()?;
-        if self.limits.deadline_ms == 0 || self.limits.memory_bytes < (1 << 20) {
-            bail!("invalid limits: deadline_ms must be positive and memory_bytes at least 1 MiB");
+        let limits = [
+            ("limits.deadline_ms", self.limits.deadline_ms as usize, 1),
+            ("limits.memory_bytes", self.limits.memory_bytes, 1 << 20),
+            ("limits.state_bytes", self.limits.state_bytes, 1),
+            ("limits.actions", self.limits.actions, 1),
+            ("limits.text_chars", self.limits.text_chars, 1),
+        ];
+        for (name, value, minimum) in limits {
+            if value < minimum {
+                bail!("invalid {name} {value}: it must be at least {minimum}");
+            }
+        }
+        if !self.flows.dir.is_dir() {
+            bail!(
+                "flows folder {} not found: set flows.dir or {ENV_FLOWS_DIR} (scripts/build-flows fills target/flows)",
+                self.flows.dir.display()
+            );
         }
         Ok(())
     }
@@ -294,6 +323,58 @@ mod tests {
         assert_eq!(config.token(), "1:env");
         assert_eq!(config.redis.url, "redis://env");
         assert_eq!(config.telegram.api_url, TELEGRAM_API_URL);
+    }
+
+    /// A configuration that passes validation, to change one thing in.
+    fn valid() -> Config {
+        let mut config = Config::default();
+        config.telegram.token = Some("1:abc".to_owned());
+        config.flows.dir = std::env::temp_dir();
+        config
+    }
+
+    #[test]
+    fn invalid_values_name_the_setting() {
+        let cases: Vec<(fn(&mut Config), &str)> = vec![
+            (
+                |c| c.telegram.token = Some(String::new()),
+                "invalid bot token",
+            ),
+            (
+                |c| c.telegram.api_url = "http://".to_owned(),
+                "invalid telegram.api_url",
+            ),
+            (
+                |c| c.telegram.request_timeout_secs = 0,
+                "telegram.request_timeout_secs 0",
+            ),
+            (
+                |c| c.redis.url = "localhost:6379".to_owned(),
+                "invalid redis.url",
+            ),
+            (
+                |c| c.redis.key_prefix = "a*b".to_owned(),
+                "invalid redis.key_prefix",
+            ),
+            (|c| c.limits.state_bytes = 0, "limits.state_bytes 0"),
+            (|c| c.limits.actions = 0, "limits.actions 0"),
+            (|c| c.limits.text_chars = 0, "limits.text_chars 0"),
+            (|c| c.limits.memory_bytes = 1024, "limits.memory_bytes 1024"),
+            (
+                |c| c.flows.dir = "/nonexistent/flows".into(),
+                "flows folder /nonexistent/flows not found",
+            ),
+        ];
+        assert!(valid().validate().is_ok());
+        for (change, expected) in cases {
+            let mut config = valid();
+            change(&mut config);
+            let error = config.validate().unwrap_err().to_string();
+            assert!(
+                error.contains(expected),
+                "{error:?} should contain {expected:?}"
+            );
+        }
     }
 
     #[test]

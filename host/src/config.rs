@@ -335,7 +335,8 @@ mod tests {
 
     #[test]
     fn invalid_values_name_the_setting() {
-        let cases: Vec<(fn(&mut Config), &str)> = vec![
+        type Change = fn(&mut Config);
+        let cases: Vec<(Change, &str)> = vec![
             (
                 |c| c.telegram.token = Some(String::new()),
                 "invalid bot token",

@@ -7,18 +7,21 @@
 //! | --- | --- |
 //! | [`telegram::polling`] | long polling; keeps the offset moving |
 //! | [`telegram::inbound`] | classifies an update, finds its conversation key |
+//! | [`store`] (inbox) | stores the update before the offset confirms it |
 //! | [`dispatch`] | per-conversation queues, parallel across conversations |
 //! | [`handler`] | load, route, invoke, commit, deliver for one update |
 //! | [`router`] | active flow, command owner or the host itself |
 //! | [`runtime`] | wasmtime engine; a fresh, limited instance per update |
-//! | [`store`] | conversation records and flow state in Redis |
-//! | [`telegram::outbound`] | sends actions to the update's own chat |
+//! | [`store`] | commits state, applied id and outbox in one step |
+//! | [`telegram::outbound`] | sends the outbox to the update's own chat |
+//! | [`telegram::pacing`] | keeps sends within Telegram's rate limits |
 //! | [`telegram::policy`] | what each Bot API error means |
 //!
-//! [`app`] connects them, [`config`] reads the settings, [`registry`] holds
-//! the loaded flows and their commands, [`conversation`] defines the key,
-//! [`metrics`] counts what happened and serves `/metrics` and `/healthz`,
-//! [`breaker`] turns new conversations away from a flow version that keeps failing.
+//! [`app`] connects them and recovers stored work at start. [`config`] reads
+//! the settings, [`registry`] holds the loaded flows and their commands, and
+//! [`conversation`] defines the key. [`metrics`] counts what happened and
+//! serves `/metrics` and `/healthz`; [`breaker`] turns new conversations away
+//! from a flow version that keeps failing.
 
 pub mod app;
 pub mod breaker;

@@ -7,7 +7,7 @@
 //!   (newest applied `update_id`).
 //! - `P:{c<chat>:u<user>}:state:<flow>`: hash of `data`, `schema`, `version`.
 //! - `P:{c<chat>:u<user>}:inbox`: sorted set of updates received but not
-//!   yet committed, scored by `update_id` (see [`queues`]).
+//!   yet committed, scored by `update_id` (see `store/queues.rs`).
 //! - `P:{c<chat>:u<user>}:outbox`: list of actions committed but not yet
 //!   accepted by Telegram, oldest first.
 //! - `P:{c<chat>:u<user>}:applied`: sorted set of the newest 100 applied

@@ -1,6 +1,6 @@
 //! Start-up and shutdown: connects the parts and runs until shutdown is requested.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -14,18 +14,21 @@ use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::handler::Handler;
 use crate::metrics;
-use crate::registry::FlowSet;
+use crate::registry::{FlowSet, Registry, RegistryPaths, ReloadReport};
 use crate::runtime::Runtime;
 use crate::store::{StateStore, StoreError};
 use crate::telegram::inbound::{Inbound, InboundKind, classify};
 use crate::telegram::outbound::Sender;
 use crate::telegram::pacing::Pacer;
 use crate::telegram::polling::{DEAF_AFTER, PollHealth, Poller, parse_stored};
+use crate::watcher;
 
 /// Time given to updates in progress to finish after a stop was requested.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Time given to the first connection to Redis.
 const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Instances kept free in the pool for manifest and migration calls.
+const LOADING_INSTANCES: usize = 16;
 /// Attempts to reach the Bot API at start before giving up.
 const STARTUP_ATTEMPTS: u32 = 5;
 
@@ -72,18 +75,48 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         },
     };
 
-    let runtime = Arc::new(Runtime::new(config.limits.clone())?);
-    let flows = FlowSet::load_dir(&runtime, &config.flows.dir).await?;
+    // The pool holds every instance that can run at once: one per update
+    // being handled, plus a few for builds being loaded.
+    let pool_size = u32::try_from(config.dispatch.max_concurrent + LOADING_INSTANCES)
+        .context("dispatch.max_concurrent is too large")?;
+    let runtime = Arc::new(Runtime::new(config.limits.clone(), pool_size)?);
+    let registry = Arc::new(
+        Registry::open(runtime.clone(), registry_paths(&config))
+            .await
+            .context("failed to load flows")?,
+    );
+    let flows = registry.snapshot();
+    info!(environment = %config.flows.environment, flows = flows.selections().count(), "flows serving");
     if flows.is_empty() {
         warn!(dir = %config.flows.dir.display(), "no flows loaded; the bot can only reply to /help");
     }
     register_commands(&bot, &flows).await;
+    if config.flows.watch {
+        let paths = registry.paths();
+        let folders = vec![
+            paths.drop_dir.clone(),
+            paths.environments_dir.clone(),
+            paths.store_dir.clone(),
+        ];
+        let (reload_bot, reload_registry) = (bot.clone(), registry.clone());
+        let on_swap = move |report: ReloadReport| {
+            if report.commands_changed {
+                let (bot, registry) = (reload_bot.clone(), reload_registry.clone());
+                tokio::spawn(async move { register_commands(&bot, &registry.snapshot()).await });
+            }
+        };
+        tokio::spawn(watcher::run(
+            registry.clone(),
+            folders,
+            on_swap,
+            shutdown.clone(),
+        ));
+    }
     // getUpdates fails while a webhook is set. Pending updates are kept.
     if let Err(error) = bot.delete_webhook().await {
         warn!(%error, "deleteWebhook failed");
     }
 
-    let flows = Arc::new(RwLock::new(Arc::new(flows)));
     let pacer = Arc::new(Pacer::new(config.delivery.clone()));
     let sender = Sender::new(bot.clone(), store.clone(), pacer);
     let breakers = Breakers::new(
@@ -92,7 +125,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     );
     let handler = Arc::new(Handler::new(
         runtime,
-        flows,
+        registry.clone(),
         store.clone(),
         sender,
         config.dispatch.max_concurrent,
@@ -108,6 +141,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         let served = metrics::serve(
             listen,
             health.clone(),
+            registry.clone(),
             DEAF_AFTER.as_secs(),
             shutdown.clone(),
         );
@@ -192,6 +226,16 @@ async fn recover(
     }
     info!(conversations, updates, idle, "recovered pending work");
     Ok(())
+}
+
+/// Where the registry finds builds, the plugin store and the pin files.
+pub fn registry_paths(config: &Config) -> RegistryPaths {
+    RegistryPaths {
+        drop_dir: config.flows.dir.clone(),
+        store_dir: config.flows.store_dir(),
+        environments_dir: config.flows.environments.clone(),
+        environment: config.flows.environment.clone(),
+    }
 }
 
 fn make_bot(config: &Config, api_url: url::Url, timeout: Duration) -> anyhow::Result<Bot> {

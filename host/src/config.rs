@@ -4,6 +4,7 @@
 //! being silently ignored. Secrets (the bot token, the Redis password inside
 //! `REDIS_URL`) are best given through the environment.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -18,10 +19,14 @@ pub const ENV_TOKEN: &str = "TELOXIDE_TOKEN";
 pub const ENV_API_URL: &str = "TELOXIDE_API_URL";
 /// Redis connection URL, for example `redis://:password@127.0.0.1:6379/0`.
 pub const ENV_REDIS_URL: &str = "REDIS_URL";
-/// Folder of flow components (`*.wasm`).
+/// Drop folder of flow builds (`*.wasm`).
 pub const ENV_FLOWS_DIR: &str = "FLOWBOT_FLOWS_DIR";
+/// Environment whose pin file the host applies, for example `prod`.
+pub const ENV_ENVIRONMENT: &str = "FLOWBOT_ENV";
 
 const TELEGRAM_API_URL: &str = "https://api.telegram.org";
+/// The address space of a 32-bit linear memory, the most a flow can use.
+const MAX_MEMORY_BYTES: usize = 4 << 30;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -90,19 +95,42 @@ impl Default for RedisConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FlowsConfig {
-    /// Folder whose `*.wasm` files are loaded as flows at start.
+    /// Drop folder: every `*.wasm` written here is installed into the
+    /// plugin store, at start and, with `watch`, whenever it changes.
     pub dir: PathBuf,
+    /// Plugin store of every installed build; `<dir>/.store` when absent.
+    pub store: Option<PathBuf>,
+    /// Folder of the pin files, one `<environment>.toml` per environment.
+    pub environments: PathBuf,
+    /// Environment whose pin file is applied.
+    pub environment: String,
+    /// Reloads when a build or a pin file changes, without a restart.
+    pub watch: bool,
 }
 
 impl Default for FlowsConfig {
     fn default() -> Self {
         Self {
             dir: PathBuf::from("flows"),
+            store: None,
+            environments: PathBuf::from("environments"),
+            environment: crate::registry::pins::DEV_ENVIRONMENT.to_owned(),
+            watch: true,
         }
     }
 }
 
-/// Limits applied to every flow invocation.
+impl FlowsConfig {
+    /// The plugin store's folder.
+    pub fn store_dir(&self) -> PathBuf {
+        self.store
+            .clone()
+            .unwrap_or_else(|| self.dir.join(".store"))
+    }
+}
+
+/// Limits applied to every flow invocation, with overrides per flow in
+/// `[limits.flows.<name>]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
@@ -123,6 +151,35 @@ pub struct LimitsConfig {
     /// Span over which failures count, and how long new conversations are
     /// turned away, in seconds.
     pub breaker_window_secs: u64,
+    /// Overrides for single flows, by flow name.
+    pub flows: BTreeMap<String, FlowLimits>,
+}
+
+/// The limits one flow gets where they differ from `[limits]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowLimits {
+    pub deadline_ms: Option<u64>,
+    pub memory_bytes: Option<usize>,
+    pub state_bytes: Option<usize>,
+    pub actions: Option<usize>,
+    pub text_chars: Option<usize>,
+}
+
+/// The limits of one invocation, after the flow's overrides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub deadline_ms: u64,
+    pub memory_bytes: usize,
+    pub state_bytes: usize,
+    pub actions: usize,
+    pub text_chars: usize,
+}
+
+impl Limits {
+    pub fn deadline(&self) -> Duration {
+        Duration::from_millis(self.deadline_ms)
+    }
 }
 
 impl Default for LimitsConfig {
@@ -135,13 +192,37 @@ impl Default for LimitsConfig {
             text_chars: 16_384,
             breaker_failures: 5,
             breaker_window_secs: 60,
+            flows: BTreeMap::new(),
         }
     }
 }
 
 impl LimitsConfig {
-    pub fn deadline(&self) -> Duration {
-        Duration::from_millis(self.deadline_ms)
+    /// Returns the limits of flow `name`: its overrides, else the defaults.
+    pub fn for_flow(&self, name: &str) -> Limits {
+        let overrides = self.flows.get(name).cloned().unwrap_or_default();
+        Limits {
+            deadline_ms: overrides.deadline_ms.unwrap_or(self.deadline_ms),
+            memory_bytes: overrides.memory_bytes.unwrap_or(self.memory_bytes),
+            state_bytes: overrides.state_bytes.unwrap_or(self.state_bytes),
+            actions: overrides.actions.unwrap_or(self.actions),
+            text_chars: overrides.text_chars.unwrap_or(self.text_chars),
+        }
+    }
+
+    /// Returns the limits of a call whose flow is not known yet, such as
+    /// the manifest call when a build is loaded.
+    pub fn defaults(&self) -> Limits {
+        self.for_flow("")
+    }
+
+    /// Returns the largest memory cap of any flow, which sizes the
+    /// instance pool's memory slots.
+    pub fn largest_memory_bytes(&self) -> usize {
+        self.flows
+            .values()
+            .filter_map(|flow| flow.memory_bytes)
+            .fold(self.memory_bytes, usize::max)
     }
 }
 
@@ -193,12 +274,19 @@ impl Config {
     /// Reads the file at `path` (when given), applies environment overrides
     /// and validates the result.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let config = Self::read(path)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads the file at `path` (when given) and applies environment
+    /// overrides, without validating; `validate` checks what running needs.
+    pub fn read(path: Option<&Path>) -> anyhow::Result<Self> {
         let mut config = match path {
             Some(path) => Self::from_file(path)?,
             None => Self::default(),
         };
         config.apply_env(|name| std::env::var(name).ok());
-        config.validate()?;
         Ok(config)
     }
 
@@ -222,6 +310,9 @@ impl Config {
         }
         if let Some(dir) = non_empty(ENV_FLOWS_DIR) {
             self.flows.dir = PathBuf::from(dir);
+        }
+        if let Some(environment) = non_empty(ENV_ENVIRONMENT) {
+            self.flows.environment = environment;
         }
     }
 
@@ -269,18 +360,35 @@ impl Config {
         }
         self.delivery.validate()?;
         self.metrics.address()?;
-        let limits = [
-            ("limits.deadline_ms", self.limits.deadline_ms as usize, 1),
-            ("limits.memory_bytes", self.limits.memory_bytes, 1 << 20),
-            ("limits.state_bytes", self.limits.state_bytes, 1),
-            ("limits.actions", self.limits.actions, 1),
-            ("limits.text_chars", self.limits.text_chars, 1),
-        ];
-        for (name, value, minimum) in limits {
-            if value < minimum {
-                bail!("invalid {name} {value}: it must be at least {minimum}");
+        let flow_names = std::iter::once(String::new()).chain(self.limits.flows.keys().cloned());
+        for flow in flow_names {
+            let limits = self.limits.for_flow(&flow);
+            let section = if flow.is_empty() {
+                "limits".to_owned()
+            } else {
+                format!("limits.flows.{flow}")
+            };
+            let checks = [
+                ("deadline_ms", limits.deadline_ms as usize, 1),
+                ("memory_bytes", limits.memory_bytes, 1 << 20),
+                ("state_bytes", limits.state_bytes, 1),
+                ("actions", limits.actions, 1),
+                ("text_chars", limits.text_chars, 1),
+            ];
+            for (name, value, minimum) in checks {
+                if value < minimum {
+                    bail!("invalid {section}.{name} {value}: it must be at least {minimum}");
+                }
+            }
+            if limits.memory_bytes > MAX_MEMORY_BYTES {
+                bail!(
+                    "invalid {section}.memory_bytes {}: it must be at most {MAX_MEMORY_BYTES} (4 GiB)",
+                    limits.memory_bytes
+                );
             }
         }
+        crate::registry::pins::validate_environment_name(&self.flows.environment)
+            .context("invalid flows.environment")?;
         if !self.flows.dir.is_dir() {
             bail!(
                 "flows folder {} not found: set flows.dir or {ENV_FLOWS_DIR} (scripts/build-flows fills target/flows)",
@@ -362,6 +470,16 @@ mod tests {
             (|c| c.limits.text_chars = 0, "limits.text_chars 0"),
             (|c| c.limits.memory_bytes = 1024, "limits.memory_bytes 1024"),
             (
+                |c| {
+                    let overrides = FlowLimits {
+                        deadline_ms: Some(0),
+                        ..FlowLimits::default()
+                    };
+                    c.limits.flows.insert("workouts".to_owned(), overrides);
+                },
+                "limits.flows.workouts.deadline_ms 0",
+            ),
+            (
                 |c| c.flows.dir = "/nonexistent/flows".into(),
                 "flows folder /nonexistent/flows not found",
             ),
@@ -376,6 +494,22 @@ mod tests {
                 "{error:?} should contain {expected:?}"
             );
         }
+    }
+
+    #[test]
+    fn flow_limits_override_the_defaults() {
+        let config: Config = toml::from_str(
+            "[limits]\ndeadline_ms = 1500\n[limits.flows.workouts]\ndeadline_ms = 300\nmemory_bytes = 134217728\n",
+        )
+        .unwrap();
+        let workouts = config.limits.for_flow("workouts");
+        assert_eq!(workouts.deadline_ms, 300);
+        assert_eq!(workouts.memory_bytes, 128 << 20);
+        assert_eq!(workouts.actions, 50);
+        let exercises = config.limits.for_flow("exercises");
+        assert_eq!(exercises.deadline_ms, 1500);
+        assert_eq!(exercises.memory_bytes, 64 << 20);
+        assert_eq!(config.limits.largest_memory_bytes(), 128 << 20);
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! A flow failure commits no state but does record the update as handled,
 //! with an apology in the outbox, so a poisonous update is not retried.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Semaphore;
@@ -22,10 +22,13 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::breaker::Breakers;
 use crate::conversation::ConversationKey;
 use crate::metrics;
-use crate::registry::FlowSet;
+use crate::registry::{FlowSet, Registry};
 use crate::router::{self, Route};
-use crate::runtime::{Action, AnswerCallback, Event, InvokeError, Runtime, StateChange, Update};
-use crate::store::{Commit, StateStore, StateWrite, StoreError};
+use crate::runtime::{
+    Action, AnswerCallback, Event, FlowComponent, InvokeError, Outcome, Runtime, StateChange,
+    Update,
+};
+use crate::store::{Commit, FlowState, StateStore, StateWrite, StoreError};
 use crate::telegram::inbound::{Inbound, InboundKind};
 use crate::telegram::outbound::{Delivered, Outgoing, Sender, Target};
 
@@ -44,12 +47,9 @@ const CANCELLED: &str = "Cancelled. Nothing in progress was saved.";
 const STALE_BUTTON: &str = "This button is no longer active.";
 const STATE_RESET: &str = "Your saved progress could not be read by this version and was reset.";
 
-/// Shared, swappable set of loaded flows.
-pub type SharedFlows = Arc<RwLock<Arc<FlowSet>>>;
-
 pub struct Handler {
     runtime: Arc<Runtime>,
-    flows: SharedFlows,
+    registry: Arc<Registry>,
     store: StateStore,
     sender: Sender,
     /// Bounds the updates being invoked and committed at once; delivery
@@ -72,6 +72,7 @@ enum PlannedWrite {
         data: Vec<u8>,
         schema: u32,
         version: String,
+        digest: String,
     },
     Delete,
 }
@@ -79,7 +80,7 @@ enum PlannedWrite {
 impl Handler {
     pub fn new(
         runtime: Arc<Runtime>,
-        flows: SharedFlows,
+        registry: Arc<Registry>,
         store: StateStore,
         sender: Sender,
         max_concurrent: usize,
@@ -88,7 +89,7 @@ impl Handler {
         let permits = Arc::new(Semaphore::new(max_concurrent));
         Self {
             runtime,
-            flows,
+            registry,
             store,
             sender,
             permits,
@@ -213,7 +214,9 @@ impl Handler {
             .as_deref()
             .is_some_and(|tap| is_repeated_tap(conversation.last_tap.as_deref(), tap, now_ms));
 
-        let flows = self.flows.read().expect("flow set lock poisoned").clone();
+        // The snapshot taken here serves the whole update, so a reload in
+        // the meantime does not change the build halfway.
+        let flows = self.registry.snapshot();
         let route = if repeated {
             Route::Ignore
         } else {
@@ -238,8 +241,8 @@ impl Handler {
                 }
                 let entering = active.as_deref() != Some(flow.as_str());
                 let digest = flows
-                    .get(&flow)
-                    .map(|loaded| loaded.digest.as_str())
+                    .assigned(&flow, key.user_id)
+                    .map(|assigned| assigned.digest.as_str())
                     .unwrap_or_default();
                 if entering && self.breakers.is_open(digest) {
                     debug!(flow, "breaker open, new conversation turned away");
@@ -303,10 +306,12 @@ impl Handler {
                 data,
                 schema,
                 version,
+                digest,
             } => StateWrite::Put {
                 data,
                 schema: *schema,
                 version,
+                digest,
             },
             PlannedWrite::Delete => StateWrite::Delete,
         };
@@ -328,8 +333,8 @@ impl Handler {
         Ok(())
     }
 
-    /// Invokes `flow` and turns its outcome into a plan. A failed flow gives
-    /// a plan with only an apology, which changes no state.
+    /// Invokes `flow_name` and turns its outcome into a plan. A failed flow
+    /// gives a plan with only an apology, which changes no state.
     async fn invoke(
         &self,
         flows: &FlowSet,
@@ -338,84 +343,80 @@ impl Handler {
         view: &Update,
         active: &Option<String>,
     ) -> Result<Plan, StoreError> {
-        let flow = flows
-            .get(flow_name)
+        let assigned = flows
+            .assigned(flow_name, key.user_id)
             .expect("router returns loaded flows")
             .clone();
+        let stored = self.store.load_state(key, flow_name).await?;
+        let in_dialog = active.as_deref() == Some(flow_name);
+        let (flow, start) = self.choose_build(assigned, stored, in_dialog).await;
         let manifest = &flow.manifest;
         let span = info_span!("flow", flow = %manifest.name, version = %manifest.version, digest = %&flow.digest[..12]);
 
         async {
-            // State written under an older schema is migrated, and the result
-            // is committed even when the flow leaves it unchanged. State that
-            // this version cannot read is dropped with a notice, so the user is
-            // never stuck.
             let mut notices = Vec::new();
             let mut carried_write = PlannedWrite::Keep;
-            let state = match self.store.load_state(key, flow_name).await? {
-                Some(stored) if stored.schema == manifest.state_schema => Some(stored.data),
-                Some(stored) if stored.schema < manifest.state_schema => {
-                    match self.runtime.migrate(&flow, stored.schema, &stored.data).await {
+            let put = |data: Vec<u8>| PlannedWrite::Put {
+                data,
+                schema: manifest.state_schema,
+                version: manifest.version.clone(),
+                digest: flow.digest.clone(),
+            };
+            // Migrated state is committed even when the flow leaves it
+            // unchanged. State that this build cannot read is dropped with a
+            // notice, so the user is never stuck.
+            let state = match start {
+                Start::Fresh => None,
+                Start::Stored(data) => Some(data),
+                Start::Migrate { from_schema, data } => {
+                    match self.runtime.migrate(&flow, from_schema, &data).await {
                         Ok(migrated) => {
-                            info!(from_schema = stored.schema, "state migrated");
-                            carried_write = PlannedWrite::Put {
-                                data: migrated.clone(),
-                                schema: manifest.state_schema,
-                                version: manifest.version.clone(),
-                            };
+                            info!(from_schema, "state migrated");
+                            carried_write = put(migrated.clone());
                             Some(migrated)
                         }
                         Err(error) => {
-                            warn!(from_schema = stored.schema, %error, "state migration failed, state reset");
+                            warn!(from_schema, %error, "state migration failed, state reset");
                             notices.push(text_action(STATE_RESET.to_owned()));
                             carried_write = PlannedWrite::Delete;
                             None
                         }
                     }
                 }
-                Some(stored) => {
-                    warn!(stored_schema = stored.schema, "state written under a newer schema, state reset");
+                Start::Reset { reason } => {
+                    warn!(%reason, "no loaded build reads the stored state, state reset");
                     notices.push(text_action(STATE_RESET.to_owned()));
                     carried_write = PlannedWrite::Delete;
                     None
                 }
-                None => None,
             };
 
-            let started = Instant::now();
-            let result = self.runtime.handle(&flow, view, state.as_deref()).await;
-            let labels = [("flow", manifest.name.as_str()), ("version", manifest.version.as_str())];
-            metrics::add("flowbot_flow_call_seconds_total", &labels, started.elapsed().as_secs_f64());
-            let result_label = match &result {
-                Ok(_) => "ok",
-                Err(InvokeError::Deadline(_)) => "deadline",
-                Err(InvokeError::OutOfMemory(_)) => "out_of_memory",
-                Err(InvokeError::Trap(_)) => "trap",
-                Err(InvokeError::Flow(_)) => "error",
-                Err(InvokeError::OutputTooLarge(_)) => "output_too_large",
-            };
-            metrics::increment("flowbot_flow_calls_total", &[labels[0], labels[1], ("result", result_label)]);
+            let mut result = self.call(&flow, view, state.as_deref()).await;
+            if let Err(InvokeError::UnreadableState(reason)) = &result {
+                warn!(%reason, "flow cannot decode the stored state, state reset");
+                notices.push(text_action(STATE_RESET.to_owned()));
+                carried_write = PlannedWrite::Delete;
+                result = self.call(&flow, view, None).await;
+            }
             let outcome = match result {
                 Ok(outcome) => outcome,
                 Err(error) => {
-                    self.breakers.record_failure(&manifest.name, &manifest.version, &flow.digest);
+                    self.breakers
+                        .record_failure(&manifest.name, &manifest.version, &flow.digest);
                     return Ok(failure_plan(&error, active));
                 }
             };
             let mut actions = notices;
             actions.extend(outcome.actions);
             if let Err(reason) = router::tag_buttons(flow_name, &mut actions) {
-                self.breakers.record_failure(&manifest.name, &manifest.version, &flow.digest);
+                self.breakers
+                    .record_failure(&manifest.name, &manifest.version, &flow.digest);
                 return Ok(failure_plan(&InvokeError::OutputTooLarge(reason), active));
             }
 
             let write = match outcome.state {
                 StateChange::Unchanged => carried_write,
-                StateChange::Replace(data) => PlannedWrite::Put {
-                    data,
-                    schema: manifest.state_schema,
-                    version: manifest.version.clone(),
-                },
+                StateChange::Replace(data) => put(data),
                 StateChange::Clear => PlannedWrite::Delete,
             };
             Ok(Plan {
@@ -428,6 +429,110 @@ impl Handler {
         .instrument(span)
         .await
     }
+
+    /// Picks the build that handles the update and how it gets its state.
+    ///
+    /// The assigned build (pinned, or canary for this user) serves when it
+    /// reads the stored schema, directly or by migration. Otherwise a
+    /// conversation in the middle of a dialog stays on the build that wrote
+    /// its state until the dialog ends; outside a dialog, or when that
+    /// build is gone, the state is reset.
+    async fn choose_build(
+        &self,
+        assigned: Arc<FlowComponent>,
+        stored: Option<FlowState>,
+        in_dialog: bool,
+    ) -> (Arc<FlowComponent>, Start) {
+        let Some(stored) = stored else {
+            return (assigned, Start::Fresh);
+        };
+        if stored.schema == assigned.manifest.state_schema {
+            return (assigned, Start::Stored(stored.data));
+        }
+        if assigned.reads_schema(stored.schema) {
+            let start = Start::Migrate {
+                from_schema: stored.schema,
+                data: stored.data,
+            };
+            return (assigned, start);
+        }
+        if in_dialog && !stored.digest.is_empty() {
+            match self.registry.component(&stored.digest).await {
+                Ok(writer) if writer.manifest.state_schema == stored.schema => {
+                    debug!(writer = %writer.manifest.version, "dialog stays on the build that wrote its state");
+                    return (writer, Start::Stored(stored.data));
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    warn!(
+                        error = format!("{error:#}"),
+                        "build that wrote the state is unavailable"
+                    );
+                }
+            }
+        }
+        let reason = format!(
+            "state schema {} written by {} {}, and {} reads schema {}",
+            stored.schema,
+            assigned.manifest.name,
+            if stored.version.is_empty() {
+                "an unknown version"
+            } else {
+                stored.version.as_str()
+            },
+            assigned.manifest.version,
+            assigned.manifest.state_schema
+        );
+        (assigned, Start::Reset { reason })
+    }
+
+    /// Calls the flow and counts the call and its time.
+    async fn call(
+        &self,
+        flow: &FlowComponent,
+        view: &Update,
+        state: Option<&[u8]>,
+    ) -> Result<Outcome, InvokeError> {
+        let started = Instant::now();
+        let (result, cpu) = self.runtime.handle(flow, view, state).await;
+        let manifest = &flow.manifest;
+        let labels = [
+            ("flow", manifest.name.as_str()),
+            ("version", manifest.version.as_str()),
+        ];
+        metrics::add(
+            "flowbot_flow_call_seconds_total",
+            &labels,
+            started.elapsed().as_secs_f64(),
+        );
+        metrics::add("flowbot_flow_cpu_seconds_total", &labels, cpu.as_secs_f64());
+        let result_label = match &result {
+            Ok(_) => "ok",
+            Err(InvokeError::Deadline(_)) => "deadline",
+            Err(InvokeError::OutOfMemory(_)) => "out_of_memory",
+            Err(InvokeError::Trap(_)) => "trap",
+            Err(InvokeError::Flow(_)) => "error",
+            Err(InvokeError::UnreadableState(_)) => "unreadable_state",
+            Err(InvokeError::OutputTooLarge(_)) => "output_too_large",
+        };
+        metrics::increment(
+            "flowbot_flow_calls_total",
+            &[labels[0], labels[1], ("result", result_label)],
+        );
+        result
+    }
+}
+
+/// How the chosen build starts on the conversation's state.
+enum Start {
+    /// No state stored.
+    Fresh,
+    /// The stored state, in the build's own schema.
+    Stored(Vec<u8>),
+    /// The stored state, to be migrated from an older schema first.
+    Migrate { from_schema: u32, data: Vec<u8> },
+    /// The stored state cannot be read; it is dropped with a notice.
+    Reset { reason: String },
 }
 
 /// The apology for a failed flow: no state change, the active flow kept.

@@ -18,13 +18,17 @@
 //! | [`telegram::policy`] | what each Bot API error means |
 //!
 //! [`app`] connects them and recovers stored work at start. [`config`] reads
-//! the settings, [`registry`] holds the loaded flows and their commands, and
-//! [`conversation`] defines the key. [`metrics`] counts what happened and
+//! the settings, and [`conversation`] defines the key. [`registry`] decides
+//! which build of each flow serves: its plugin store keeps every installed
+//! build by digest, and the environment's pin file picks one; [`watcher`]
+//! reloads it when a build or a pin changes, and [`cli`] is the operator's
+//! `flowbot flows` command line. [`metrics`] counts what happened and
 //! serves `/metrics` and `/healthz`; [`breaker`] turns new conversations away
 //! from a flow version that keeps failing.
 
 pub mod app;
 pub mod breaker;
+pub mod cli;
 pub mod config;
 pub mod conversation;
 pub mod dispatch;
@@ -35,3 +39,4 @@ pub mod router;
 pub mod runtime;
 pub mod store;
 pub mod telegram;
+pub mod watcher;

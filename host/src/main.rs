@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use flowbot::cli::{self, FlowsCommand};
 use flowbot::config::Config;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -26,6 +27,10 @@ struct Cli {
         global = true
     )]
     log_format: LogFormat,
+    /// Environment whose pin file selects the flow builds (dev, staging,
+    /// prod, ...); overrides `flows.environment`.
+    #[arg(long = "env", env = "FLOWBOT_ENV", global = true)]
+    environment: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -42,18 +47,38 @@ enum Command {
     Run,
     /// Validate the configuration and exit.
     CheckConfig,
+    /// Manage flow builds: list, install, pin, rollback, canary.
+    Flows {
+        #[command(subcommand)]
+        command: FlowsCommand,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
-    let config = Config::load(cli.config.as_deref())?;
-    if let Some(Command::CheckConfig) = cli.command {
-        println!("configuration is valid");
-        return Ok(());
+    // The operator's commands print their results; their log shows only
+    // problems unless RUST_LOG asks for more.
+    let operator_command = matches!(cli.command, Some(Command::Flows { .. }));
+    init_logging(
+        cli.log_format,
+        if operator_command { "warn" } else { "info" },
+    );
+    let runtime = tokio::runtime::Runtime::new().context("failed to start the tokio runtime")?;
+    let mut config = Config::read(cli.config.as_deref())?;
+    if let Some(environment) = cli.environment {
+        config.flows.environment = environment;
+    }
+    match cli.command {
+        // The operator's commands need no bot token or Redis.
+        Some(Command::Flows { command }) => return runtime.block_on(cli::run(command, &config)),
+        Some(Command::CheckConfig) => {
+            config.validate()?;
+            println!("configuration is valid");
+            return Ok(());
+        }
+        Some(Command::Run) | None => config.validate()?,
     }
 
-    let runtime = tokio::runtime::Runtime::new().context("failed to start the tokio runtime")?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
@@ -61,12 +86,15 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Logs to stderr, so stdout carries only what a command prints.
+fn init_logging(format: LogFormat, default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     // Colours only on a terminal, so log files stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(std::io::stderr)
         .with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),

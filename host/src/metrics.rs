@@ -15,6 +15,7 @@ use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::registry::Registry;
 use crate::telegram::polling::PollHealth;
 
 /// A counter's name and its labels, in the order given.
@@ -36,12 +37,20 @@ const HELP: &[(&str, &str)] = &[
         "Wall-clock time spent in flow invocations, by flow and version.",
     ),
     (
+        "flowbot_flow_cpu_seconds_total",
+        "CPU time spent instantiating and running flows, by flow and version.",
+    ),
+    (
         "flowbot_telegram_requests_total",
         "Bot API requests for outbound actions, by method and result.",
     ),
     (
         "flowbot_telegram_decisions_total",
         "Error-policy decisions on failed Bot API requests, by method and decision.",
+    ),
+    (
+        "flowbot_reloads_total",
+        "Flow reloads, by result: swapped, rejected pin file, rejected build.",
     ),
 ];
 
@@ -108,18 +117,33 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Serves `/metrics` and `/healthz` on `listen` until `shutdown`. `/healthz`
-/// returns 503 when no `getUpdates` succeeded for `deaf_after_secs`.
+/// What the pages read.
+#[derive(Clone)]
+struct Pages {
+    health: Arc<PollHealth>,
+    deaf_after_secs: u64,
+    registry: Arc<Registry>,
+}
+
+/// Serves `/metrics`, `/healthz` and `/flows` on `listen` until `shutdown`.
+/// `/healthz` returns 503 when no `getUpdates` succeeded for
+/// `deaf_after_secs`; `/flows` returns the serving builds as JSON.
 pub async fn serve(
     listen: SocketAddr,
     health: Arc<PollHealth>,
+    registry: Arc<Registry>,
     deaf_after_secs: u64,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let router = Router::new()
         .route("/metrics", get(metrics_page))
         .route("/healthz", get(health_page))
-        .with_state((health, deaf_after_secs));
+        .route("/flows", get(flows_page))
+        .with_state(Pages {
+            health,
+            deaf_after_secs,
+            registry,
+        });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|error| {
@@ -138,18 +162,22 @@ pub async fn serve(
     Ok(())
 }
 
-async fn metrics_page(State((health, _)): State<(Arc<PollHealth>, u64)>) -> impl IntoResponse {
+async fn metrics_page(State(pages): State<Pages>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        render(&health),
+        render(&pages.health),
     )
 }
 
-async fn health_page(
-    State((health, deaf_after_secs)): State<(Arc<PollHealth>, u64)>,
-) -> impl IntoResponse {
-    match health.since_last_success() {
-        Some(since) if since.as_secs() <= deaf_after_secs => (
+async fn flows_page(State(pages): State<Pages>) -> impl IntoResponse {
+    let body = serde_json::to_string_pretty(&pages.registry.status())
+        .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"));
+    ([(header::CONTENT_TYPE, "application/json")], body)
+}
+
+async fn health_page(State(pages): State<Pages>) -> impl IntoResponse {
+    match pages.health.since_last_success() {
+        Some(since) if since.as_secs() <= pages.deaf_after_secs => (
             StatusCode::OK,
             format!("ok: last getUpdates {} s ago\n", since.as_secs()),
         ),

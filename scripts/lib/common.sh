@@ -5,8 +5,9 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 # Built flow components, one `<name>.wasm` per flow.
 FLOWS_DIR="$TARGET_DIR/flows"
 FLOW_CRATES=(workouts exercises)
-# Flows built only for the tests, never shipped: they misbehave on purpose.
-TEST_FLOW_CRATES=(hostile)
+# Flows built only for the tests, never shipped: one misbehaves on purpose,
+# the other tells its version in every reply.
+TEST_FLOW_CRATES=(hostile tally)
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -29,6 +30,26 @@ build_flows() {
 
 # Built test-only flows, one `<name>.wasm` per flow.
 TEST_FLOWS_DIR="$TARGET_DIR/test-flows"
+
+# Builds flow crate $1 with cargo features $2 and copies the component to
+# $TEST_FLOWS_DIR/$3.wasm.
+build_flow_variant() {
+    local crate="$1" features="$2" name="$3"
+    log "building flow $crate with features $features as $name.wasm"
+    (cd "$ROOT" && cargo build --profile flow --target wasm32-wasip2 -p "$crate" --features "$features")
+    mkdir -p "$TEST_FLOWS_DIR"
+    cp "$TARGET_DIR/wasm32-wasip2/flow/$crate.wasm" "$TEST_FLOWS_DIR/.$name.wasm.tmp"
+    mv "$TEST_FLOWS_DIR/.$name.wasm.tmp" "$TEST_FLOWS_DIR/$name.wasm"
+}
+
+# Builds every test-only flow, with the tally variants of state schema 2.
+build_test_flows() {
+    build_flows "${TEST_FLOW_CRATES[*]}" "$TEST_FLOWS_DIR"
+    build_flow_variant tally schema2 tally-schema2
+    build_flow_variant tally schema2-no-migrate tally-schema2-no-migrate
+    # The plain build last, so target/ holds it for the next run.
+    build_flows tally "$TEST_FLOWS_DIR"
+}
 
 # Prints a free TCP port on 127.0.0.1.
 free_port() {

@@ -1,12 +1,15 @@
 //! Per-invocation limits: a memory budget shared by all of an instance's
-//! memories, and the epoch ticker that drives wall-clock deadlines.
+//! memories, the epoch ticker that drives wall-clock deadlines, the
+//! instance pool sized to match the caps, and CPU time accounting.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use wasmtime::{Engine, ResourceLimiter};
+use wasmtime::{Engine, PoolingAllocationConfig, ResourceLimiter};
+
+use crate::config::LimitsConfig;
 
 /// Interval between epoch increments. A deadline is checked at this
 /// granularity, and a running guest yields to the async executor this often.
@@ -27,6 +30,67 @@ pub struct MemoryBudget {
 
 /// Maximum number of elements in one table; generous for Rust guests.
 const TABLE_ELEMENTS: usize = 100_000;
+/// Core module instances one component may create. A Rust `wasm32-wasip2`
+/// component has its own module plus the WASI adapter and the shim and
+/// fixup modules that wit-component adds, so four; the rest is headroom.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
+/// Linear memories one component may have, all counted by one
+/// [`MemoryBudget`]. A Rust component has one; the rest is headroom for
+/// components built by other toolchains.
+const MEMORIES_PER_COMPONENT: u32 = 4;
+/// Tables one component may have.
+const TABLES_PER_COMPONENT: u32 = 8;
+
+/// Settings of the pooling instance allocator for `max_instances`
+/// component instances at once, with memory slots as large as the largest
+/// memory cap, so the pool never refuses what the budget allows.
+pub fn pool_config(limits: &LimitsConfig, max_instances: u32) -> PoolingAllocationConfig {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(max_instances)
+        .total_core_instances(max_instances * CORE_INSTANCES_PER_COMPONENT)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+        .total_memories(max_instances * MEMORIES_PER_COMPONENT)
+        .max_memories_per_component(MEMORIES_PER_COMPONENT)
+        .max_memories_per_module(MEMORIES_PER_COMPONENT)
+        .total_tables(max_instances * TABLES_PER_COMPONENT)
+        .max_tables_per_component(TABLES_PER_COMPONENT)
+        .max_tables_per_module(TABLES_PER_COMPONENT)
+        .table_elements(TABLE_ELEMENTS)
+        .total_stacks(max_instances)
+        .max_memory_size(limits.largest_memory_bytes());
+    pool
+}
+
+/// Polls `future` to completion and returns its output with the CPU time
+/// the polling thread spent in it: guest code runs inside `poll`, on
+/// whichever worker thread polls it, so time spent waiting is not counted.
+pub async fn with_cpu_time<F: Future>(future: F) -> (F::Output, Duration) {
+    let mut future = std::pin::pin!(future);
+    let mut spent = Duration::ZERO;
+    let output = std::future::poll_fn(|context| {
+        let started = thread_cpu_time();
+        let poll = future.as_mut().poll(context);
+        spent += thread_cpu_time().saturating_sub(started);
+        poll
+    })
+    .await;
+    (output, spent)
+}
+
+/// CPU time of the calling thread so far.
+fn thread_cpu_time() -> Duration {
+    let mut time = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes only into `time`, which lives on this
+    // stack frame; CLOCK_THREAD_CPUTIME_ID is supported on Linux and macOS.
+    let result = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut time) };
+    if result != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(time.tv_sec as u64, time.tv_nsec as u32)
+}
 
 impl MemoryBudget {
     pub fn new(cap_bytes: usize) -> Self {
@@ -116,6 +180,22 @@ mod tests {
         // A second memory would fit the cap alone, but not beside the first.
         assert!(!budget.memory_growing(0, 60, None).unwrap());
         assert!(budget.exhausted);
+    }
+
+    #[tokio::test]
+    async fn cpu_time_counts_work_not_waiting() {
+        let (_, busy) = with_cpu_time(async {
+            let started = std::time::Instant::now();
+            let mut counter = 0u64;
+            while started.elapsed() < Duration::from_millis(30) {
+                counter = std::hint::black_box(counter + 1);
+            }
+        })
+        .await;
+        let (_, idle) = with_cpu_time(tokio::time::sleep(Duration::from_millis(30))).await;
+        // Waiting costs a few microseconds of polling, busy work its time.
+        assert!(busy > idle, "busy {busy:?}, idle {idle:?}");
+        assert!(idle < Duration::from_millis(20), "idle {idle:?}");
     }
 
     #[test]

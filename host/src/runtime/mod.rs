@@ -9,27 +9,28 @@
 mod bindings;
 mod limits;
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use sha2::{Digest, Sha256};
 use thiserror::Error;
+use tracing::warn;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, Trap, UpdateDeadline};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 pub use bindings::{
     Action, AnswerCallback, Button, Callback, ChatKind, Command, CommandInfo, Contact,
-    EditKeyboard, EditText, Event, Location, Manifest, Outcome, ReplyMarkup, SendText, StateChange,
-    Update, User,
+    EditKeyboard, EditText, Event, HandleError, Location, Manifest, Outcome, ReplyMarkup, SendText,
+    StateChange, Update, User,
 };
 use bindings::{Flow, FlowPre, LogLevel};
 pub use limits::EPOCH_TICK;
-use limits::{EpochTicker, MemoryBudget};
+use limits::{EpochTicker, MemoryBudget, pool_config, with_cpu_time};
 
-use crate::config::LimitsConfig;
+use crate::config::{Limits, LimitsConfig};
+use crate::registry::artifacts::{hex_digest, write_atomically};
 
 /// Why an invocation produced no usable outcome. None of these is a host
 /// failure: the update is answered with an apology and nothing is committed.
@@ -43,6 +44,8 @@ pub enum InvokeError {
     Trap(String),
     #[error("returned an error: {0}")]
     Flow(String),
+    #[error("cannot read the stored state: {0}")]
+    UnreadableState(String),
     #[error("output over the limit: {0}")]
     OutputTooLarge(String),
 }
@@ -55,12 +58,35 @@ pub struct Runtime {
     _ticker: EpochTicker,
 }
 
+/// Why a component was not loaded.
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error("not a valid WebAssembly component: {0}")]
+    NotAComponent(String),
+    #[error("does not match the flowbot:flow world: {0}")]
+    WorldMismatch(String),
+    #[error("manifest call failed: {0}")]
+    ManifestFailed(String),
+    #[error("invalid manifest: {0}")]
+    InvalidManifest(String),
+}
+
 /// A compiled, pre-linked flow component and what it declared about itself.
 pub struct FlowComponent {
     pub manifest: Manifest,
     /// Hex sha256 of the component file's bytes.
     pub digest: String,
+    /// True when the compiled code came from the cache.
+    pub from_cache: bool,
     pre: FlowPre<Invocation>,
+}
+
+impl FlowComponent {
+    /// Returns whether this build reads state written under `schema`: its
+    /// own schema, or one its manifest says it migrates from.
+    pub fn reads_schema(&self, schema: u32) -> bool {
+        schema == self.manifest.state_schema || self.manifest.migrates_from.contains(&schema)
+    }
 }
 
 /// Per-invocation store data.
@@ -96,9 +122,15 @@ impl bindings::flowbot::flow::host::Host for Invocation {
 impl bindings::flowbot::flow::types::Host for Invocation {}
 
 impl Runtime {
-    pub fn new(limits: LimitsConfig) -> anyhow::Result<Self> {
+    /// Creates the engine with an instance pool for `max_instances`
+    /// instances at once: updates being handled plus builds being loaded.
+    pub fn new(limits: LimitsConfig, max_instances: u32) -> anyhow::Result<Self> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool_config(
+            &limits,
+            max_instances,
+        )));
         let engine = Engine::new(&config)
             .map_err(anyhow::Error::from)
             .context("failed to create the wasmtime engine")?;
@@ -120,65 +152,88 @@ impl Runtime {
         })
     }
 
-    /// Compiles and links the component at `path` and reads its manifest.
-    pub async fn load(&self, path: &Path) -> anyhow::Result<FlowComponent> {
-        let bytes = tokio::fs::read(path)
-            .await
-            .with_context(|| format!("failed to read {}", path.display()))?;
-        let digest = hex_digest(&bytes);
+    /// Hex digest of the engine settings that compiled code depends on;
+    /// compiled code is cached under it.
+    pub fn engine_hash(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
+        format!("{:016x}", hasher.finish())
+    }
 
+    /// Compiles and links a component, or reads its compiled code from
+    /// `compiled_cache` when a previous load left it there, and reads its
+    /// manifest. Compilation runs on a blocking thread, off the async
+    /// workers that serve updates.
+    pub async fn load(
+        &self,
+        bytes: Vec<u8>,
+        compiled_cache: Option<PathBuf>,
+    ) -> Result<FlowComponent, LoadError> {
+        let digest = hex_digest(&bytes);
         let engine = self.engine.clone();
-        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
-            .await
-            .context("compile task panicked")?
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("{} is not a valid component", path.display()))?;
+        let compiled =
+            tokio::task::spawn_blocking(move || compile(&engine, &bytes, compiled_cache))
+                .await
+                .map_err(|error| {
+                    LoadError::NotAComponent(format!("compile task failed: {error}"))
+                })?;
+        let (component, from_cache) = compiled?;
+
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("{} does not match the flow world", path.display()))?;
+            .map_err(|error| LoadError::WorldMismatch(format!("{error:#}")))?;
         let pre = FlowPre::new(instance_pre)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("{} does not export the flow world", path.display()))?;
+            .map_err(|error| LoadError::WorldMismatch(format!("{error:#}")))?;
 
-        let mut store = self.new_store(Arc::from(path.display().to_string()));
-        let result = self
-            .with_deadline(async {
-                let instance = pre.instantiate_async(&mut store).await?;
-                instance.call_manifest(&mut store).await
-            })
-            .await;
-        let manifest = self
-            .finish(result, &store)
-            .with_context(|| format!("manifest call of {} failed", path.display()))?;
+        let label: Arc<str> = Arc::from(format!("sha256:{}", &digest[..12]));
+        let limits = self.limits.defaults();
+        let mut store = self.new_store(label, &limits);
+        let result = with_deadline(&limits, async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_manifest(&mut store).await
+        })
+        .await;
+        let manifest = finish(result, &store, &limits)
+            .map_err(|error| LoadError::ManifestFailed(error.to_string()))?;
         validate_manifest(&manifest)
-            .with_context(|| format!("invalid manifest in {}", path.display()))?;
+            .map_err(|error| LoadError::InvalidManifest(format!("{error:#}")))?;
 
         Ok(FlowComponent {
             manifest,
             digest,
+            from_cache,
             pre,
         })
     }
 
-    /// Runs `update` through a fresh instance of `flow`.
+    /// Runs `update` through a fresh instance of `flow`. Returns the result
+    /// and the CPU time the instantiation and the call took.
     pub async fn handle(
         &self,
         flow: &FlowComponent,
         update: &Update,
         state: Option<&[u8]>,
-    ) -> Result<Outcome, InvokeError> {
-        let mut store = self.new_store(Arc::from(flow.manifest.name.as_str()));
-        let result = self
-            .with_deadline(async {
-                let instance = flow.pre.instantiate_async(&mut store).await?;
-                instance.call_handle(&mut store, update, state).await
-            })
-            .await;
-        let outcome = self.finish(result, &store)?.map_err(InvokeError::Flow)?;
-        self.check_output(&outcome)?;
-        Ok(outcome)
+    ) -> (Result<Outcome, InvokeError>, Duration) {
+        let limits = self.limits.for_flow(&flow.manifest.name);
+        let mut store = self.new_store(Arc::from(flow.manifest.name.as_str()), &limits);
+        let call = with_deadline(&limits, async {
+            let instance = flow.pre.instantiate_async(&mut store).await?;
+            instance.call_handle(&mut store, update, state).await
+        });
+        let (result, cpu) = with_cpu_time(call).await;
+        let outcome = finish(result, &store, &limits).and_then(|handled| {
+            let outcome = handled.map_err(|error| match error {
+                HandleError::Failed(message) => InvokeError::Flow(message),
+                HandleError::UnreadableState(message) => InvokeError::UnreadableState(message),
+            })?;
+            check_output(&outcome, &limits)?;
+            Ok(outcome)
+        });
+        (outcome, cpu)
     }
 
     /// Converts `state` from `from_schema` to the schema of `flow`.
@@ -188,23 +243,23 @@ impl Runtime {
         from_schema: u32,
         state: &[u8],
     ) -> Result<Vec<u8>, InvokeError> {
-        let mut store = self.new_store(Arc::from(flow.manifest.name.as_str()));
-        let result = self
-            .with_deadline(async {
-                let instance = flow.pre.instantiate_async(&mut store).await?;
-                instance.call_migrate(&mut store, from_schema, state).await
-            })
-            .await;
-        self.finish(result, &store)?.map_err(InvokeError::Flow)
+        let limits = self.limits.for_flow(&flow.manifest.name);
+        let mut store = self.new_store(Arc::from(flow.manifest.name.as_str()), &limits);
+        let result = with_deadline(&limits, async {
+            let instance = flow.pre.instantiate_async(&mut store).await?;
+            instance.call_migrate(&mut store, from_schema, state).await
+        })
+        .await;
+        finish(result, &store, &limits)?.map_err(InvokeError::Flow)
     }
 
     /// Creates the store for one invocation: empty WASI context, memory
     /// budget, and an epoch callback that enforces the deadline.
-    fn new_store(&self, flow: Arc<str>) -> Store<Invocation> {
+    fn new_store(&self, flow: Arc<str>, limits: &Limits) -> Store<Invocation> {
         let data = Invocation {
             wasi: WasiCtxBuilder::new().build(),
             table: ResourceTable::new(),
-            budget: MemoryBudget::new(self.limits.memory_bytes),
+            budget: MemoryBudget::new(limits.memory_bytes),
             flow,
         };
         let mut store = Store::new(&self.engine, data);
@@ -214,7 +269,7 @@ impl Runtime {
         // never holds a worker thread, and traps once the deadline has
         // passed, so the guest stops even if nobody polls the timeout in
         // `with_deadline`.
-        let deadline = self.limits.deadline();
+        let deadline = limits.deadline();
         let started = Instant::now();
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
@@ -226,81 +281,109 @@ impl Runtime {
         });
         store
     }
-
-    /// Runs `call` with a timeout a few ticks past the deadline, as a second
-    /// line of defence behind the epoch callback. `None` means it timed out.
-    async fn with_deadline<R>(
-        &self,
-        call: impl Future<Output = wasmtime::Result<R>>,
-    ) -> Option<wasmtime::Result<R>> {
-        tokio::time::timeout(self.limits.deadline() + EPOCH_TICK * 5, call)
-            .await
-            .ok()
-    }
-
-    /// Turns the result of a call into the cause of its failure, if any.
-    fn finish<R>(
-        &self,
-        result: Option<wasmtime::Result<R>>,
-        store: &Store<Invocation>,
-    ) -> Result<R, InvokeError> {
-        let deadline_ms = self.limits.deadline_ms;
-        let Some(result) = result else {
-            return Err(InvokeError::Deadline(deadline_ms));
-        };
-        result.map_err(|error| {
-            if store.data().budget.exhausted {
-                InvokeError::OutOfMemory(self.limits.memory_bytes)
-            } else if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-                InvokeError::Deadline(deadline_ms)
-            } else {
-                InvokeError::Trap(format!("{error:?}"))
-            }
-        })
-    }
-
-    fn check_output(&self, outcome: &Outcome) -> Result<(), InvokeError> {
-        if let StateChange::Replace(state) = &outcome.state
-            && state.len() > self.limits.state_bytes
-        {
-            return Err(InvokeError::OutputTooLarge(format!(
-                "state of {} bytes, cap {}",
-                state.len(),
-                self.limits.state_bytes
-            )));
-        }
-        let longest_text = outcome
-            .actions
-            .iter()
-            .map(|action| match action {
-                Action::SendText(send) => send.text.chars().count(),
-                Action::EditText(edit) => edit.text.chars().count(),
-                _ => 0,
-            })
-            .max()
-            .unwrap_or(0);
-        if longest_text > self.limits.text_chars {
-            return Err(InvokeError::OutputTooLarge(format!(
-                "text of {longest_text} characters, cap {}",
-                self.limits.text_chars
-            )));
-        }
-        if outcome.actions.len() > self.limits.actions {
-            return Err(InvokeError::OutputTooLarge(format!(
-                "{} actions, cap {}",
-                outcome.actions.len(),
-                self.limits.actions
-            )));
-        }
-        Ok(())
-    }
 }
 
-fn hex_digest(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
+/// Runs `call` with a timeout a few ticks past the deadline, as a second
+/// line of defence behind the epoch callback. `None` means it timed out.
+async fn with_deadline<R>(
+    limits: &Limits,
+    call: impl Future<Output = wasmtime::Result<R>>,
+) -> Option<wasmtime::Result<R>> {
+    tokio::time::timeout(limits.deadline() + EPOCH_TICK * 5, call)
+        .await
+        .ok()
+}
+
+/// Turns the result of a call into the cause of its failure, if any.
+fn finish<R>(
+    result: Option<wasmtime::Result<R>>,
+    store: &Store<Invocation>,
+    limits: &Limits,
+) -> Result<R, InvokeError> {
+    let deadline_ms = limits.deadline_ms;
+    let Some(result) = result else {
+        return Err(InvokeError::Deadline(deadline_ms));
+    };
+    result.map_err(|error| {
+        if store.data().budget.exhausted {
+            InvokeError::OutOfMemory(limits.memory_bytes)
+        } else if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            InvokeError::Deadline(deadline_ms)
+        } else {
+            InvokeError::Trap(format!("{error:?}"))
+        }
+    })
+}
+
+fn check_output(outcome: &Outcome, limits: &Limits) -> Result<(), InvokeError> {
+    if let StateChange::Replace(state) = &outcome.state
+        && state.len() > limits.state_bytes
+    {
+        return Err(InvokeError::OutputTooLarge(format!(
+            "state of {} bytes, cap {}",
+            state.len(),
+            limits.state_bytes
+        )));
+    }
+    let longest_text = outcome
+        .actions
         .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+        .map(|action| match action {
+            Action::SendText(send) => send.text.chars().count(),
+            Action::EditText(edit) => edit.text.chars().count(),
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0);
+    if longest_text > limits.text_chars {
+        return Err(InvokeError::OutputTooLarge(format!(
+            "text of {longest_text} characters, cap {}",
+            limits.text_chars
+        )));
+    }
+    if outcome.actions.len() > limits.actions {
+        return Err(InvokeError::OutputTooLarge(format!(
+            "{} actions, cap {}",
+            outcome.actions.len(),
+            limits.actions
+        )));
+    }
+    Ok(())
+}
+
+/// Compiles `bytes`, or deserializes the compiled code at `cache` when it
+/// is there and fits this engine. Writes the cache after compiling; a
+/// cache that cannot be written only costs a compile at the next load.
+fn compile(
+    engine: &Engine,
+    bytes: &[u8],
+    cache: Option<PathBuf>,
+) -> Result<(Component, bool), LoadError> {
+    if let Some(cache) = cache.as_deref().filter(|cache| cache.is_file()) {
+        // SAFETY: wasmtime runs deserialized code without verifying it. The
+        // cache file was written by `Component::serialize` in the plugin
+        // store, which only its operator can write, under a name that holds
+        // the component's digest and the engine's compatibility hash;
+        // wasmtime also rejects code compiled for other settings.
+        match unsafe { Component::deserialize_file(engine, cache) } {
+            Ok(component) => return Ok((component, true)),
+            Err(error) => {
+                warn!(cache = %cache.display(), %error, "compiled cache unusable, compiling again")
+            }
+        }
+    }
+    let component = Component::new(engine, bytes)
+        .map_err(|error| LoadError::NotAComponent(format!("{error:#}")))?;
+    if let Some(cache) = &cache {
+        let written = component
+            .serialize()
+            .map_err(anyhow::Error::from)
+            .and_then(|compiled| write_atomically(cache, &compiled));
+        if let Err(error) = written {
+            warn!(cache = %cache.display(), error = format!("{error:#}"), "failed to write the compiled cache");
+        }
+    }
+    Ok((component, false))
 }
 
 /// Checks the names Telegram and the router rely on.

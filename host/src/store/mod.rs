@@ -5,7 +5,8 @@
 //! - `P:{c<chat>:u<user>}:conv`: hash of `rev` (revision, bumped on every
 //!   commit), `active` (flow holding the conversation), `last_update`
 //!   (newest applied `update_id`).
-//! - `P:{c<chat>:u<user>}:state:<flow>`: hash of `data`, `schema`, `version`.
+//! - `P:{c<chat>:u<user>}:state:<flow>`: hash of `data`, `schema`, and the
+//!   `version` and `digest` of the build that wrote it.
 //! - `P:{c<chat>:u<user>}:inbox`: sorted set of updates received but not
 //!   yet committed, scored by `update_id` (see `store/queues.rs`).
 //! - `P:{c<chat>:u<user>}:outbox`: list of actions committed but not yet
@@ -54,8 +55,11 @@ pub struct Conversation {
 pub struct FlowState {
     pub data: Vec<u8>,
     pub schema: u32,
-    /// Version of the flow that wrote the state.
+    /// Version of the flow build that wrote the state.
     pub version: String,
+    /// Hex sha256 of the build that wrote the state; empty for state
+    /// written before digests were recorded.
+    pub digest: String,
 }
 
 /// What a commit does to one flow's state.
@@ -66,6 +70,7 @@ pub enum StateWrite<'a> {
         data: &'a [u8],
         schema: u32,
         version: &'a str,
+        digest: &'a str,
     },
     Delete,
 }
@@ -101,7 +106,7 @@ pub struct Commit<'a> {
 /// KEYS: conversation, flow state, inbox, outbox, applied set. ARGV: expected revision,
 /// update id, active flow ('' for none), state operation (keep, put,
 /// delete), data, schema, version, TTL in seconds (0 for none), last tap
-/// ('' to keep), then one outbox entry per remaining argument.
+/// ('' to keep), digest, then one outbox entry per remaining argument.
 const COMMIT_SCRIPT: &str = r#"
 local rev = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')
 if rev ~= tonumber(ARGV[1]) then
@@ -118,14 +123,14 @@ if ARGV[9] ~= '' then
   redis.call('HSET', KEYS[1], 'last_tap', ARGV[9])
 end
 if ARGV[4] == 'put' then
-  redis.call('HSET', KEYS[2], 'data', ARGV[5], 'schema', ARGV[6], 'version', ARGV[7])
+  redis.call('HSET', KEYS[2], 'data', ARGV[5], 'schema', ARGV[6], 'version', ARGV[7], 'digest', ARGV[10])
 elseif ARGV[4] == 'delete' then
   redis.call('DEL', KEYS[2])
 end
 redis.call('ZADD', KEYS[5], rev, ARGV[2])
 redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -101)
 redis.call('ZREMRANGEBYSCORE', KEYS[3], ARGV[2], ARGV[2])
-for i = 10, #ARGV do
+for i = 11, #ARGV do
   redis.call('RPUSH', KEYS[4], ARGV[i])
 end
 local ttl = tonumber(ARGV[8])
@@ -214,12 +219,17 @@ impl StateStore {
         flow: &str,
     ) -> Result<Option<FlowState>, StoreError> {
         let redis_key = self.state_key(key, flow);
-        let (data, schema, version): (Option<Vec<u8>>, Option<String>, Option<String>) =
-            redis::cmd("HMGET")
-                .arg(&redis_key)
-                .arg(&["data", "schema", "version"])
-                .query_async(&mut self.connection.clone())
-                .await?;
+        type Fields = (
+            Option<Vec<u8>>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let (data, schema, version, digest): Fields = redis::cmd("HMGET")
+            .arg(&redis_key)
+            .arg(&["data", "schema", "version", "digest"])
+            .query_async(&mut self.connection.clone())
+            .await?;
         let Some(data) = data else {
             return Ok(None);
         };
@@ -232,6 +242,7 @@ impl StateStore {
             data,
             schema,
             version: version.unwrap_or_default(),
+            digest: digest.unwrap_or_default(),
         }))
     }
 
@@ -245,15 +256,17 @@ impl StateStore {
             Some(flow) => self.state_key(key, flow),
             None => format!("{}:{{{key}}}:state", self.namespace),
         };
-        let (operation, data, schema, version): (&str, &[u8], u32, &str) = match &commit.write {
-            StateWrite::Keep => ("keep", &[], 0, ""),
-            StateWrite::Put {
-                data,
-                schema,
-                version,
-            } => ("put", data, *schema, version),
-            StateWrite::Delete => ("delete", &[], 0, ""),
-        };
+        let (operation, data, schema, version, digest): (&str, &[u8], u32, &str, &str) =
+            match &commit.write {
+                StateWrite::Keep => ("keep", &[], 0, "", ""),
+                StateWrite::Put {
+                    data,
+                    schema,
+                    version,
+                    digest,
+                } => ("put", data, *schema, version, digest),
+                StateWrite::Delete => ("delete", &[], 0, "", ""),
+            };
         let mut invocation = self.commit_script.prepare_invoke();
         invocation
             .key(self.conversation_key(key))
@@ -269,7 +282,8 @@ impl StateStore {
             .arg(schema)
             .arg(version)
             .arg(self.ttl_secs)
-            .arg(commit.tap.unwrap_or(""));
+            .arg(commit.tap.unwrap_or(""))
+            .arg(digest);
         for entry in commit.outbox {
             invocation.arg(entry);
         }

@@ -32,7 +32,7 @@ flowbot_sdk::export_flow!(Exercises);
 #[cfg(test)]
 mod tests {
     use flowbot_sdk::testing::{callback, command};
-    use flowbot_sdk::{StateChange, runtime};
+    use flowbot_sdk::{HandleError, StateChange, runtime};
 
     use super::*;
 
@@ -91,13 +91,16 @@ mod tests {
     }
 
     #[test]
-    fn undecodable_state_is_an_error() {
+    fn undecodable_state_is_reported_as_unreadable() {
         let error = runtime::handle::<Exercises>(command("exercises", ""), Some(b"{".to_vec()))
             .unwrap_err();
 
+        let HandleError::UnreadableState(message) = error else {
+            panic!("expected unreadable state, got {error:?}");
+        };
         assert!(
-            error.starts_with("flow `exercises` (state schema 1): invalid state for "),
-            "{error}"
+            message.starts_with("flow `exercises` (state schema 1): invalid state for "),
+            "{message}"
         );
     }
 

@@ -64,8 +64,8 @@ pub mod bindings {
 pub use args::{ArgError, Args};
 pub use bindings::flowbot::flow::types::{
     Action, AnswerCallback, Button, Callback, ChatKind, Command, CommandInfo, Contact,
-    EditKeyboard, EditText, Event, Location, Manifest, Outcome, ReplyMarkup, SendText, StateChange,
-    Update, User,
+    EditKeyboard, EditText, Event, HandleError, Location, Manifest, Outcome, ReplyMarkup, SendText,
+    StateChange, Update, User,
 };
 pub use flow::Flow;
 pub use keyboard::Keyboard;
@@ -91,7 +91,7 @@ macro_rules! export_flow {
                 fn handle(
                     update: $crate::Update,
                     state: ::core::option::Option<::std::vec::Vec<u8>>,
-                ) -> ::core::result::Result<$crate::Outcome, ::std::string::String> {
+                ) -> ::core::result::Result<$crate::Outcome, $crate::HandleError> {
                     $crate::runtime::handle::<$flow>(update, state)
                 }
 

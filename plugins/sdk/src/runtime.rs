@@ -4,7 +4,7 @@
 //! [`crate::export_flow!`] calls these functions. They are public so that a
 //! flow's unit tests can drive the flow through the same path the host uses.
 
-use crate::{Flow, Manifest, Outcome, Reply, StateChange, Update, state};
+use crate::{Flow, HandleError, Manifest, Outcome, Reply, StateChange, Update, state};
 
 /// Returns the flow's manifest.
 pub fn manifest<F: Flow>() -> Manifest {
@@ -17,15 +17,16 @@ pub fn manifest<F: Flow>() -> Manifest {
 /// The state change is `unchanged` when the flow's state encodes to the same
 /// JSON after the call as before it, `clear` when the reply clears stored
 /// state, and `replace` otherwise. Stored bytes that do not decode as
-/// `F::State` fail the call with an error naming the flow and schema.
-pub fn handle<F: Flow>(update: Update, stored: Option<Vec<u8>>) -> Result<Outcome, String> {
+/// `F::State` fail with [`HandleError::UnreadableState`], naming the flow
+/// and schema, so the host resets the state instead of failing every update.
+pub fn handle<F: Flow>(update: Update, stored: Option<Vec<u8>>) -> Result<Outcome, HandleError> {
     let mut flow_state = match &stored {
         Some(bytes) => state::decode::<F::State>(bytes).map_err(|error| {
             let manifest = F::manifest();
-            format!(
+            HandleError::UnreadableState(format!(
                 "flow `{}` (state schema {}): {error}",
                 manifest.name, manifest.state_schema
-            )
+            ))
         })?,
         None => F::State::default(),
     };
@@ -33,8 +34,8 @@ pub fn handle<F: Flow>(update: Update, stored: Option<Vec<u8>>) -> Result<Outcom
     // Re-encoding the decoded state, instead of comparing with the stored
     // bytes, keeps `unchanged` exact when the stored JSON was formatted
     // differently or had fields this build ignores.
-    let before = state::encode(&flow_state)?;
-    let reply = F::handle(&update, &mut flow_state)?;
+    let before = state::encode(&flow_state).map_err(HandleError::Failed)?;
+    let reply = F::handle(&update, &mut flow_state).map_err(HandleError::Failed)?;
 
     let state_change = if reply.clears_state() {
         match stored {
@@ -42,7 +43,7 @@ pub fn handle<F: Flow>(update: Update, stored: Option<Vec<u8>>) -> Result<Outcom
             None => StateChange::Unchanged,
         }
     } else {
-        let after = state::encode(&flow_state)?;
+        let after = state::encode(&flow_state).map_err(HandleError::Failed)?;
         if after == before {
             StateChange::Unchanged
         } else {
@@ -171,9 +172,12 @@ mod tests {
 
         let error = handle::<Counter>(testing::command("count", ""), Some(stored)).unwrap_err();
 
+        let HandleError::UnreadableState(message) = error else {
+            panic!("expected unreadable state, got {error:?}");
+        };
         assert!(
-            error.starts_with("flow `counter` (state schema 2): invalid state for "),
-            "{error}"
+            message.starts_with("flow `counter` (state schema 2): invalid state for "),
+            "{message}"
         );
     }
 
@@ -181,7 +185,7 @@ mod tests {
     fn handle_passes_flow_errors_through() {
         let error = handle::<Counter>(testing::text("hello"), None).unwrap_err();
 
-        assert_eq!(error, "expected a command");
+        assert_eq!(error, HandleError::Failed("expected a command".to_owned()));
     }
 
     #[test]

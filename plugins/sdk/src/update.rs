@@ -13,7 +13,16 @@ impl Manifest {
             version: version.into(),
             commands: Vec::new(),
             state_schema,
+            migrates_from: Vec::new(),
         }
+    }
+
+    /// Declares that [`Flow::migrate`](crate::Flow::migrate) converts state
+    /// written under `schema` to this build's schema, so conversations on
+    /// an older build move to this one when it is loaded.
+    pub fn migrates_from(mut self, schema: u32) -> Self {
+        self.migrates_from.push(schema);
+        self
     }
 
     /// Adds a command that starts the flow. `name` has no leading slash.

@@ -35,7 +35,7 @@ flowbot_sdk::export_flow!(Workouts);
 #[cfg(test)]
 mod tests {
     use flowbot_sdk::testing::{callback, command, text};
-    use flowbot_sdk::{StateChange, runtime};
+    use flowbot_sdk::{HandleError, StateChange, runtime};
 
     use super::*;
 
@@ -98,13 +98,16 @@ mod tests {
     }
 
     #[test]
-    fn undecodable_state_is_an_error() {
+    fn undecodable_state_is_reported_as_unreadable() {
         let error = runtime::handle::<Workouts>(command("history", ""), Some(b"[1, 2]".to_vec()))
             .unwrap_err();
 
+        let HandleError::UnreadableState(message) = error else {
+            panic!("expected unreadable state, got {error:?}");
+        };
         assert!(
-            error.starts_with("flow `workouts` (state schema 1): invalid state for "),
-            "{error}"
+            message.starts_with("flow `workouts` (state schema 1): invalid state for "),
+            "{message}"
         );
     }
 

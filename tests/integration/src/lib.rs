@@ -157,9 +157,75 @@ impl Drop for RedisServer {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+/// Sends `GET path` to `address` and returns the status code and body.
+pub async fn http_get(address: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .context("no HTTP status")?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Returns a free TCP port on 127.0.0.1.
+pub fn free_port() -> anyhow::Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
+}
+
+/// Reads the built test flow `name` (`<name>.wasm` in the test flows folder).
+pub fn test_flow(name: &str) -> anyhow::Result<Vec<u8>> {
+    let path = test_flows_dir().join(format!("{name}.wasm"));
+    std::fs::read(&path).with_context(|| format!("failed to read {}", path.display()))
+}
+
+/// Returns a copy of `component` with every occurrence of `from` replaced by
+/// `to`, which must have the same length; fails when `from` does not occur.
+/// The tally flow keeps its version in one string, so this makes a new
+/// build of it with another version and digest without compiling again.
+pub fn patch_bytes(component: &[u8], from: &str, to: &str) -> anyhow::Result<Vec<u8>> {
+    anyhow::ensure!(
+        from.len() == to.len(),
+        "{from:?} and {to:?} differ in length"
+    );
+    let (from, to) = (from.as_bytes(), to.as_bytes());
+    let mut patched = component.to_vec();
+    let mut found = 0;
+    let mut index = 0;
+    while index + from.len() <= patched.len() {
+        if &patched[index..index + from.len()] == from {
+            patched[index..index + from.len()].copy_from_slice(to);
+            found += 1;
+            index += from.len();
+        } else {
+            index += 1;
+        }
+    }
+    anyhow::ensure!(
+        found > 0,
+        "{:?} not found in the component",
+        String::from_utf8_lossy(from)
+    );
+    Ok(patched)
+}
+
+/// Writes `bytes` to `dir/name` through a dot-named temporary file and a
+/// rename, as `scripts/build-flows` does.
+pub fn drop_build(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    let temporary = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, dir.join(name))?;
+    Ok(())
 }
 
 /// Delivery limits far above Telegram's, because the simulator does not
@@ -178,32 +244,75 @@ pub struct HostProcess {
     child: Child,
     /// Address of the host's `/metrics` and `/healthz`.
     pub metrics_address: String,
+    config_file: PathBuf,
     _config: TempDir,
+}
+
+/// Runs `flowbot --config <config_file> <args>` with `flows_dir` as the drop
+/// folder and no bot token, and returns what it printed; fails when it
+/// exits with an error.
+pub fn run_flowbot(config_file: &Path, flows_dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new(host_binary()?)
+        .arg("--config")
+        .arg(config_file)
+        .args(args)
+        .env("FLOWBOT_FLOWS_DIR", flows_dir)
+        .env_remove("TELOXIDE_TOKEN")
+        .env_remove("FLOWBOT_ENV")
+        .output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    anyhow::ensure!(
+        output.status.success(),
+        "flowbot {} failed with {}: {stdout}{}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(stdout)
+}
+
+/// The `flowbot` binary that `scripts/test` builds before the tests.
+fn host_binary() -> anyhow::Result<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let binary = target.join("debug/flowbot");
+    anyhow::ensure!(
+        binary.is_file(),
+        "host binary missing at {}: run cargo build -p flowbot (scripts/test does it)",
+        binary.display()
+    );
+    Ok(binary)
 }
 
 impl HostProcess {
     /// Starts `target/debug/flowbot` against `sim` and `redis`, serving the
     /// flows in `flows_dir`. Its log goes to the test output.
     pub fn start(sim: &Simulator, redis: &RedisServer, flows_dir: &Path) -> anyhow::Result<Self> {
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace_root().join("target"));
-        let binary = target.join("debug/flowbot");
-        anyhow::ensure!(
-            binary.is_file(),
-            "host binary missing at {}: run cargo build -p flowbot (scripts/test does it)",
-            binary.display()
-        );
+        Self::start_with(sim, redis, flows_dir, "", &[])
+    }
+
+    /// Like [`HostProcess::start`], with `settings` added to the
+    /// configuration file and `args` given to the binary.
+    pub fn start_with(
+        sim: &Simulator,
+        redis: &RedisServer,
+        flows_dir: &Path,
+        settings: &str,
+        args: &[&str],
+    ) -> anyhow::Result<Self> {
+        let binary = host_binary()?;
         let config = TempDir::new("host-config");
         let config_file = config.path().join("flowbot.toml");
         let metrics_address = format!("127.0.0.1:{}", free_port()?);
         let settings = format!(
-            "[telegram]\npoll_timeout_secs = 1\n[metrics]\nlisten = \"{metrics_address}\"\n{FAST_DELIVERY_TOML}"
+            "[telegram]\npoll_timeout_secs = 1\n[metrics]\nlisten = \"{metrics_address}\"\n{FAST_DELIVERY_TOML}{settings}"
         );
         std::fs::write(&config_file, settings)?;
         let child = Command::new(&binary)
             .arg("--config")
             .arg(&config_file)
+            .args(args)
             .env("TELOXIDE_TOKEN", sim.token())
             .env("TELOXIDE_API_URL", sim.api_url())
             .env("REDIS_URL", &redis.url)
@@ -219,31 +328,25 @@ impl HostProcess {
         Ok(Self {
             child,
             metrics_address,
+            config_file,
             _config: config,
         })
+    }
+
+    /// Runs `flowbot <args>` with this host's configuration and drop folder,
+    /// as an operator would beside it, and returns what it printed.
+    pub fn command(&self, flows_dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+        run_flowbot(&self.config_file, flows_dir, args)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Fetches `path` from the host's metrics server and returns the status
     /// code and body.
     pub async fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let address = &self.metrics_address;
-        let mut stream = tokio::net::TcpStream::connect(address).await?;
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await?;
-        let status = response
-            .split(' ')
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .context("no HTTP status")?;
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, body)| body.to_owned())
-            .unwrap_or_default();
-        Ok((status, body))
+        http_get(&self.metrics_address, path).await
     }
 
     /// Kills the host with SIGKILL, as a crash would, and reaps it.
@@ -276,7 +379,7 @@ pub struct TestBot {
     pub redis: RedisServer,
     shutdown: CancellationToken,
     host: Option<JoinHandle<anyhow::Result<()>>>,
-    _flows: TempDir,
+    flows: TempDir,
 }
 
 impl TestBot {
@@ -295,8 +398,8 @@ impl TestBot {
         for flow in flows {
             let file = format!("{flow}.wasm");
             let built = match *flow {
-                "hostile" => test_flows_dir(),
-                _ => built_flows_dir(),
+                "workouts" | "exercises" => built_flows_dir(),
+                _ => test_flows_dir(),
             };
             std::fs::copy(built.join(&file), flows_dir.path().join(&file))
                 .with_context(|| format!("failed to copy flow {file}"))?;
@@ -323,10 +426,15 @@ impl TestBot {
             redis,
             shutdown,
             host: Some(host),
-            _flows: flows_dir,
+            flows: flows_dir,
         };
         bot.wait_until_polling().await?;
         Ok(bot)
+    }
+
+    /// The drop folder the host installs new builds from.
+    pub fn flows_dir(&self) -> &Path {
+        self.flows.path()
     }
 
     /// Waits until the host has registered its commands and polls.

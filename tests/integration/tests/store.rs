@@ -13,6 +13,8 @@ async fn store(redis: &RedisServer) -> StateStore {
         .expect("store connects")
 }
 
+const DIGEST: &str = "5e1f00d2c0ffee5e1f00d2c0ffee5e1f00d2c0ffee5e1f00d2c0ffee5e1f00d2";
+
 fn put<'a>(expected_revision: u64, update_id: i64, data: &'a [u8]) -> Commit<'a> {
     Commit {
         expected_revision,
@@ -23,6 +25,7 @@ fn put<'a>(expected_revision: u64, update_id: i64, data: &'a [u8]) -> Commit<'a>
             data,
             schema: 1,
             version: "0.1.0",
+            digest: DIGEST,
         },
         tap: None,
         outbox: &[],
@@ -49,6 +52,7 @@ async fn commit_then_load_round_trips() -> anyhow::Result<()> {
     assert_eq!(state.data, b"{\"sets\":1}");
     assert_eq!(state.schema, 1);
     assert_eq!(state.version, "0.1.0");
+    assert_eq!(state.digest, DIGEST);
     Ok(())
 }
 

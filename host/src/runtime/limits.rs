@@ -182,6 +182,41 @@ mod tests {
         assert!(budget.exhausted);
     }
 
+    /// A core module with `count` memories of 600 pages (37.5 MiB) each,
+    /// in the binary format: the header, then a memory section.
+    fn module_with_memories(count: u8) -> Vec<u8> {
+        let mut bytes = b"\0asm\x01\0\0\0".to_vec();
+        // Each memory type: no maximum (0x00), minimum 600 as LEB128.
+        let memory = [0x00, 0xd8, 0x04];
+        bytes.extend([0x05, 1 + 3 * count, count]);
+        for _ in 0..count {
+            bytes.extend(memory);
+        }
+        bytes
+    }
+
+    #[test]
+    fn two_memories_share_one_cap_in_the_pool() {
+        let limits = LimitsConfig::default();
+        let mut config = wasmtime::Config::new();
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool_config(
+            &limits, 2,
+        )));
+        let engine = Engine::new(&config).unwrap();
+        let instantiate = |count: u8| {
+            let module = wasmtime::Module::new(&engine, module_with_memories(count)).unwrap();
+            let mut store = wasmtime::Store::new(&engine, MemoryBudget::new(limits.memory_bytes));
+            store.limiter(|budget| budget);
+            let result = wasmtime::Instance::new(&mut store, &module, &[]);
+            (result.is_ok(), store.data().exhausted)
+        };
+
+        // One memory of 37.5 MiB fits the 64 MiB cap; two do not, although
+        // each alone would.
+        assert_eq!(instantiate(1), (true, false));
+        assert_eq!(instantiate(2), (false, true));
+    }
+
     #[tokio::test]
     async fn cpu_time_counts_work_not_waiting() {
         let (_, busy) = with_cpu_time(async {

@@ -22,7 +22,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::breaker::Breakers;
 use crate::conversation::ConversationKey;
 use crate::metrics;
-use crate::registry::{FlowSet, Registry};
+use crate::registry::{FlowSet, Registry, RegistryError};
 use crate::router::{self, Route};
 use crate::runtime::{
     Action, AnswerCallback, Event, FlowComponent, InvokeError, Outcome, Runtime, StateChange,
@@ -35,6 +35,9 @@ use crate::telegram::outbound::{Delivered, Outgoing, Sender, Target};
 /// Attempts of one update against conflicts or an unreachable store. An
 /// update that runs out stays in the inbox and is handled at the next start.
 const MAX_ATTEMPTS: u32 = 6;
+/// Failed calls of one flow in a row, in one conversation, after which the
+/// flow's stored state is reset before the next call.
+const FAILURES_BEFORE_RESET: u32 = 3;
 /// Two presses of the same button closer than this are one press.
 const DOUBLE_TAP_WINDOW: Duration = Duration::from_millis(1500);
 
@@ -64,6 +67,9 @@ struct Plan {
     active_flow: Option<String>,
     flow: Option<String>,
     write: PlannedWrite,
+    /// New failure count of the invoked flow, as `<flow>:<n>`; `None` keeps
+    /// the stored count.
+    failures: Option<String>,
 }
 
 enum PlannedWrite {
@@ -253,7 +259,9 @@ impl Handler {
                         ),
                     )
                 } else {
-                    self.invoke(&flows, &flow, key, &view, active).await?
+                    let failures = conversation.failures_of(&flow);
+                    self.invoke(&flows, &flow, key, &view, active, failures)
+                        .await?
                 }
             }
             Route::Help | Route::Start => host_plan(active, help_text(&flows, &route)),
@@ -263,7 +271,10 @@ impl Handler {
                 Some(flow) if flows.get(flow).is_some() => {
                     let mut cancelled = view.clone();
                     cancelled.event = Event::Cancelled;
-                    let mut plan = self.invoke(&flows, flow, key, &cancelled, active).await?;
+                    let failures = conversation.failures_of(flow);
+                    let mut plan = self
+                        .invoke(&flows, flow, key, &cancelled, active, failures)
+                        .await?;
                     plan.actions.insert(0, text_action(CANCELLED.to_owned()));
                     plan.active_flow = None;
                     plan
@@ -273,6 +284,7 @@ impl Handler {
                     active_flow: None,
                     flow: None,
                     write: PlannedWrite::Keep,
+                    failures: None,
                 },
                 None => host_plan(&None, NOTHING_TO_CANCEL.to_owned()),
             },
@@ -325,6 +337,7 @@ impl Handler {
             flow: plan.flow.as_deref(),
             write,
             tap: tap_record.as_deref(),
+            failures: plan.failures.as_deref(),
             outbox: &outbox,
         };
         self.store.commit(key, &commit).await?;
@@ -334,7 +347,10 @@ impl Handler {
     }
 
     /// Invokes `flow_name` and turns its outcome into a plan. A failed flow
-    /// gives a plan with only an apology, which changes no state.
+    /// gives a plan with only an apology, which changes no state. `failures`
+    /// counts the flow's failed calls in a row in this conversation; after
+    /// [`FAILURES_BEFORE_RESET`] of them its stored state is reset, since
+    /// the state itself may be what makes the flow fail.
     async fn invoke(
         &self,
         flows: &FlowSet,
@@ -342,14 +358,27 @@ impl Handler {
         key: ConversationKey,
         view: &Update,
         active: &Option<String>,
+        failures: u32,
     ) -> Result<Plan, StoreError> {
         let assigned = flows
             .assigned(flow_name, key.user_id)
             .expect("router returns loaded flows")
             .clone();
-        let stored = self.store.load_state(key, flow_name).await?;
         let in_dialog = active.as_deref() == Some(flow_name);
-        let (flow, start) = self.choose_build(assigned, stored, in_dialog).await;
+        let (flow, start) = match self.store.load_state(key, flow_name).await {
+            Err(StoreError::Decode { reason, .. }) => (
+                assigned,
+                Start::Reset {
+                    reason: format!("invalid state record: {reason}"),
+                },
+            ),
+            Err(error) => return Err(error),
+            Ok(Some(_)) if failures >= FAILURES_BEFORE_RESET => {
+                let reason = format!("{failures} failed calls in a row on this state");
+                (assigned, Start::Reset { reason })
+            }
+            Ok(stored) => self.choose_build(assigned, stored, in_dialog).await,
+        };
         let manifest = &flow.manifest;
         let span = info_span!("flow", flow = %manifest.name, version = %manifest.version, digest = %&flow.digest[..12]);
 
@@ -365,9 +394,23 @@ impl Handler {
             // Migrated state is committed even when the flow leaves it
             // unchanged. State that this build cannot read is dropped with a
             // notice, so the user is never stuck.
+            let failed = |error: &InvokeError| {
+                self.breakers
+                    .record_failure(&manifest.name, &manifest.version, &flow.digest);
+                failure_plan(error, active, flow_name, failures + 1)
+            };
             let state = match start {
                 Start::Fresh => None,
                 Start::Stored(data) => Some(data),
+                Start::Unavailable { reason } => {
+                    warn!(%reason, "build that wrote the state cannot be loaded now");
+                    return Ok(failure_plan(
+                        &InvokeError::Flow(reason),
+                        active,
+                        flow_name,
+                        failures + 1,
+                    ));
+                }
                 Start::Migrate { from_schema, data } => {
                     match self.runtime.migrate(&flow, from_schema, &data).await {
                         Ok(migrated) => {
@@ -375,12 +418,17 @@ impl Handler {
                             carried_write = put(migrated.clone());
                             Some(migrated)
                         }
-                        Err(error) => {
+                        // The flow says it cannot convert this state: it
+                        // never will, so the state is reset.
+                        Err(InvokeError::Flow(error)) => {
                             warn!(from_schema, %error, "state migration failed, state reset");
                             notices.push(text_action(STATE_RESET.to_owned()));
                             carried_write = PlannedWrite::Delete;
                             None
                         }
+                        // A trap, deadline or memory cap may be passing, so
+                        // the state is kept for the next update.
+                        Err(error) => return Ok(failed(&error)),
                     }
                 }
                 Start::Reset { reason } => {
@@ -400,18 +448,12 @@ impl Handler {
             }
             let outcome = match result {
                 Ok(outcome) => outcome,
-                Err(error) => {
-                    self.breakers
-                        .record_failure(&manifest.name, &manifest.version, &flow.digest);
-                    return Ok(failure_plan(&error, active));
-                }
+                Err(error) => return Ok(failed(&error)),
             };
             let mut actions = notices;
             actions.extend(outcome.actions);
             if let Err(reason) = router::tag_buttons(flow_name, &mut actions) {
-                self.breakers
-                    .record_failure(&manifest.name, &manifest.version, &flow.digest);
-                return Ok(failure_plan(&InvokeError::OutputTooLarge(reason), active));
+                return Ok(failed(&InvokeError::OutputTooLarge(reason)));
             }
 
             let write = match outcome.state {
@@ -424,6 +466,7 @@ impl Handler {
                 active_flow: (!outcome.done).then(|| flow_name.to_owned()),
                 flow: Some(flow_name.to_owned()),
                 write,
+                failures: (failures > 0).then(|| format!("{flow_name}:0")),
             })
         }
         .instrument(span)
@@ -462,12 +505,12 @@ impl Handler {
                     debug!(writer = %writer.manifest.version, "dialog stays on the build that wrote its state");
                     return (writer, Start::Stored(stored.data));
                 }
-                Ok(_) => {}
+                Ok(_) | Err(RegistryError::NotInstalled(_)) => {}
+                // Reading or compiling the build may work on the next
+                // update, so the state is kept for it.
                 Err(error) => {
-                    warn!(
-                        error = format!("{error:#}"),
-                        "build that wrote the state is unavailable"
-                    );
+                    let reason = format!("{error:#}");
+                    return (assigned, Start::Unavailable { reason });
                 }
             }
         }
@@ -533,16 +576,22 @@ enum Start {
     Migrate { from_schema: u32, data: Vec<u8> },
     /// The stored state cannot be read; it is dropped with a notice.
     Reset { reason: String },
+    /// The build that can read the stored state failed to load; the update
+    /// gets an apology and the state is kept.
+    Unavailable { reason: String },
 }
 
-/// The apology for a failed flow: no state change, the active flow kept.
-fn failure_plan(error: &InvokeError, active: &Option<String>) -> Plan {
-    warn!(cause = %error, "flow invocation failed, nothing committed");
+/// The apology for a failed call of `flow`: no state change, the active
+/// flow kept, and the flow's failures in a row raised to `failures`.
+fn failure_plan(error: &InvokeError, active: &Option<String>, flow: &str, failures: u32) -> Plan {
+    warn!(cause = %error, failures, "flow invocation failed, nothing committed");
     let text = match error {
         InvokeError::Deadline(_) => TOO_SLOW,
         _ => APOLOGY,
     };
-    host_plan(active, text.to_owned())
+    let mut plan = host_plan(active, text.to_owned());
+    plan.failures = Some(format!("{flow}:{failures}"));
+    plan
 }
 
 /// Makes sure a button press is answered exactly once, so the user's client
@@ -603,6 +652,7 @@ fn host_plan(active_flow: &Option<String>, text: String) -> Plan {
         active_flow: active_flow.clone(),
         flow: None,
         write: PlannedWrite::Keep,
+        failures: None,
     }
 }
 
@@ -617,6 +667,7 @@ fn notice_plan(active_flow: &Option<String>, notice: String) -> Plan {
         active_flow: active_flow.clone(),
         flow: None,
         write: PlannedWrite::Keep,
+        failures: None,
     }
 }
 

@@ -34,6 +34,17 @@ use pins::PinFile;
 use crate::metrics;
 use crate::runtime::{FlowComponent, Runtime};
 
+/// Why [`Registry::component`] has no build for a digest.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// No build with this digest was ever installed here.
+    #[error("build sha256:{0} is not in the plugin store")]
+    NotInstalled(String),
+    /// The build is installed but could not be read, compiled or validated.
+    #[error("{0:#}")]
+    Load(anyhow::Error),
+}
+
 /// Where the registry finds builds and pins.
 #[derive(Debug, Clone)]
 pub struct RegistryPaths {
@@ -341,16 +352,19 @@ impl Registry {
 
     /// Returns the loaded build with `digest`, loading it from the store
     /// when this process has not loaded it yet.
-    pub async fn component(&self, digest: &str) -> anyhow::Result<Arc<FlowComponent>> {
+    pub async fn component(&self, digest: &str) -> Result<Arc<FlowComponent>, RegistryError> {
         if let Some(component) = self.loaded_component(digest) {
             return Ok(component);
         }
         let artifact = self
             .artifacts
-            .find(digest)?
+            .find(digest)
+            .map_err(RegistryError::Load)?
             .filter(|artifact| artifact.digest == digest)
-            .with_context(|| format!("build sha256:{digest} is not in the plugin store"))?;
-        self.component_of(&artifact).await
+            .ok_or_else(|| RegistryError::NotInstalled(digest.to_owned()))?;
+        self.component_of(&artifact)
+            .await
+            .map_err(RegistryError::Load)
     }
 
     fn loaded_component(&self, digest: &str) -> Option<Arc<FlowComponent>> {

@@ -4,7 +4,8 @@
 //!
 //! - `P:{c<chat>:u<user>}:conv`: hash of `rev` (revision, bumped on every
 //!   commit), `active` (flow holding the conversation), `last_update`
-//!   (newest applied `update_id`).
+//!   (newest applied `update_id`), `last_tap`, and `failures`
+//!   (`<flow>:<n>`, failed calls in a row of the flow invoked last).
 //! - `P:{c<chat>:u<user>}:state:<flow>`: hash of `data`, `schema`, and the
 //!   `version` and `digest` of the build that wrote it.
 //! - `P:{c<chat>:u<user>}:inbox`: sorted set of updates received but not
@@ -48,6 +49,18 @@ pub struct Conversation {
     pub last_update_id: Option<i64>,
     /// The last inline button press, as `<message id>:<data>:<unix ms>`.
     pub last_tap: Option<String>,
+    /// The flow invoked last and how many of its calls in a row failed.
+    pub failures: Option<(String, u32)>,
+}
+
+impl Conversation {
+    /// Returns how many calls of `flow` in a row failed in this conversation.
+    pub fn failures_of(&self, flow: &str) -> u32 {
+        match &self.failures {
+            Some((failed, count)) if failed == flow => *count,
+            _ => 0,
+        }
+    }
 }
 
 /// One flow's stored state for a conversation.
@@ -89,6 +102,9 @@ pub struct Commit<'a> {
     pub write: StateWrite<'a>,
     /// Button press to remember for double-tap detection.
     pub tap: Option<&'a str>,
+    /// New failure count of the flow invoked, as `<flow>:<n>`; `None`
+    /// keeps the stored one, as for updates the host answers itself.
+    pub failures: Option<&'a str>,
     /// Serialized outbound actions, appended to the outbox in order.
     pub outbox: &'a [String],
 }
@@ -106,7 +122,8 @@ pub struct Commit<'a> {
 /// KEYS: conversation, flow state, inbox, outbox, applied set. ARGV: expected revision,
 /// update id, active flow ('' for none), state operation (keep, put,
 /// delete), data, schema, version, TTL in seconds (0 for none), last tap
-/// ('' to keep), digest, then one outbox entry per remaining argument.
+/// ('' to keep), digest, failures ('' to keep), then one outbox entry per
+/// remaining argument.
 const COMMIT_SCRIPT: &str = r#"
 local rev = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')
 if rev ~= tonumber(ARGV[1]) then
@@ -122,6 +139,9 @@ end
 if ARGV[9] ~= '' then
   redis.call('HSET', KEYS[1], 'last_tap', ARGV[9])
 end
+if ARGV[11] ~= '' then
+  redis.call('HSET', KEYS[1], 'failures', ARGV[11])
+end
 if ARGV[4] == 'put' then
   redis.call('HSET', KEYS[2], 'data', ARGV[5], 'schema', ARGV[6], 'version', ARGV[7], 'digest', ARGV[10])
 elseif ARGV[4] == 'delete' then
@@ -130,7 +150,7 @@ end
 redis.call('ZADD', KEYS[5], rev, ARGV[2])
 redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -101)
 redis.call('ZREMRANGEBYSCORE', KEYS[3], ARGV[2], ARGV[2])
-for i = 11, #ARGV do
+for i = 12, #ARGV do
   redis.call('RPUSH', KEYS[4], ARGV[i])
 end
 local ttl = tonumber(ARGV[8])
@@ -207,6 +227,13 @@ impl StateStore {
                 }
                 "active" => conversation.active_flow = Some(value),
                 "last_tap" => conversation.last_tap = Some(value),
+                "failures" => {
+                    let parsed = value
+                        .rsplit_once(':')
+                        .and_then(|(flow, count)| Some((flow.to_owned(), count.parse().ok()?)));
+                    conversation.failures =
+                        Some(parsed.ok_or_else(|| invalid(format!("failures {value:?}")))?);
+                }
                 _ => {}
             }
         }
@@ -283,7 +310,8 @@ impl StateStore {
             .arg(version)
             .arg(self.ttl_secs)
             .arg(commit.tap.unwrap_or(""))
-            .arg(digest);
+            .arg(digest)
+            .arg(commit.failures.unwrap_or(""));
         for entry in commit.outbox {
             invocation.arg(entry);
         }

@@ -90,8 +90,13 @@ async fn oversized_output_commits_nothing() -> anyhow::Result<()> {
     let ann = SimUser::new(1001, "Ann");
     assert_eq!(bot.say(&ann, "/ping", 1).await?.text, "pong 1");
 
+    // A ping after each failure shows the state as it was before it, and
+    // keeps the failures from coming in a row, which would reset the state.
     let mut count = 1;
-    for command in ["/bigstate", "/flood", "/longtext 100000"] {
+    for (index, command) in ["/bigstate", "/flood", "/longtext 100000"]
+        .iter()
+        .enumerate()
+    {
         count += 1;
         let reply = bot.say(&ann, command, count).await?;
         assert!(
@@ -99,12 +104,14 @@ async fn oversized_output_commits_nothing() -> anyhow::Result<()> {
             "{command}: {}",
             reply.text
         );
+        count += 1;
+        assert_eq!(
+            bot.say(&ann, "/ping", count).await?.text,
+            format!("pong {}", index + 2),
+            "state is as before {command}"
+        );
     }
-    assert_eq!(
-        bot.say(&ann, "/ping", count + 1).await?.text,
-        "pong 2",
-        "state is as before"
-    );
+    count -= 1;
 
     // A text over Telegram's 4,096 characters but under the cap is split.
     bot.sim.send_text(&ann, "/longtext 5000");
@@ -147,5 +154,41 @@ async fn breaker_turns_new_conversations_away() -> anyhow::Result<()> {
         turned_away.text,
         "hostile is unavailable right now because it keeps failing. Please try again in a few minutes."
     );
+    bot.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_that_keeps_failing_is_reset() -> anyhow::Result<()> {
+    let bot = TestBot::start(&["hostile"]).await?;
+    let mut redis = bot.redis.connection().await?;
+    let key = "flowbot:b7000000001:{c1001:u1001}:state:hostile";
+    let _: () = redis::cmd("HSET")
+        .arg(key)
+        .arg(&[
+            "data",
+            r#"{"pings":7,"poisoned":true}"#,
+            "schema",
+            "1",
+            "version",
+            "0.1.0",
+        ])
+        .query_async(&mut redis)
+        .await?;
+
+    let ann = SimUser::new(1001, "Ann");
+    for count in 1..=3 {
+        let trapped = bot.say(&ann, "/ping", count).await?;
+        assert!(trapped.text.starts_with(APOLOGY_START), "{}", trapped.text);
+    }
+    // After three failures in a row the state is dropped with a notice,
+    // before the breaker (five failures by default) turns users away.
+    bot.sim.send_text(&ann, "/ping");
+    let messages = bot.sim.wait_for_messages(ann.id, 5, REPLY_TIMEOUT).await?;
+    assert_eq!(
+        messages[3].text,
+        "Your saved progress could not be read by this version and was reset."
+    );
+    assert_eq!(messages[4].text, "pong 1");
+    assert_eq!(bot.say(&ann, "/ping", 6).await?.text, "pong 2");
     bot.stop().await
 }

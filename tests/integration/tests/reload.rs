@@ -320,6 +320,8 @@ async fn unreadable_state_resets_with_a_notice() -> anyhow::Result<()> {
         (1001, "not json", "1"),
         // A schema no loaded build reads, from a build nobody has.
         (1002, "{}", "9"),
+        // A record the host cannot parse.
+        (1003, "{}", "not a number"),
     ];
     for (user_id, data, schema) in cases {
         let key = format!("flowbot:b7000000001:{{c{user_id}:u{user_id}}}:state:tally");

@@ -28,6 +28,7 @@ fn put<'a>(expected_revision: u64, update_id: i64, data: &'a [u8]) -> Commit<'a>
             digest: DIGEST,
         },
         tap: None,
+        failures: None,
         outbox: &[],
     }
 }
@@ -128,6 +129,7 @@ async fn delete_and_release_clear_the_record() -> anyhow::Result<()> {
         flow: Some("workouts"),
         write: StateWrite::Delete,
         tap: None,
+        failures: None,
         outbox: &[],
     };
     store.commit(key, &release).await?;
@@ -242,5 +244,26 @@ async fn applied_ids_survive_a_random_jump() -> anyhow::Result<()> {
     assert!(store.is_applied(key, 900_000).await?);
     assert!(store.is_applied(key, 7).await?);
     assert!(!store.is_applied(key, 8).await?);
+    Ok(())
+}
+
+#[tokio::test]
+async fn failure_count_round_trips_and_is_kept() -> anyhow::Result<()> {
+    let redis = RedisServer::start()?;
+    let store = store(&redis).await;
+    let key = ConversationKey::new(1001, 1001);
+
+    let failed = Commit {
+        failures: Some("workouts:2"),
+        ..put(0, 100, b"x")
+    };
+    store.commit(key, &failed).await?;
+    let conversation = store.load(key).await?;
+    assert_eq!(conversation.failures_of("workouts"), 2);
+    assert_eq!(conversation.failures_of("exercises"), 0);
+
+    // A commit that names no count keeps the stored one.
+    store.commit(key, &put(1, 101, b"y")).await?;
+    assert_eq!(store.load(key).await?.failures_of("workouts"), 2);
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! A flow that misbehaves on purpose, to test that the host contains it.
 //! It is built for the tests only and never shipped.
 //!
-//! - `/ping`: replies `pong <n>`, where n counts pings in state.
+//! - `/ping`: replies `pong <n>`, where n counts pings in state; panics
+//!   when the state has `poisoned` set, as state that a flow cannot handle
+//!   would make it.
 //! - `/div A B`: replies A / B; B = 0 panics (an integer division by zero).
 //! - `/spin`: loops forever.
 //! - `/hog`: allocates memory until allocation fails.
@@ -21,6 +23,8 @@ pub struct State {
     pings: u32,
     #[serde(default)]
     blob: String,
+    #[serde(default)]
+    poisoned: bool,
 }
 
 impl Flow for Hostile {
@@ -45,6 +49,7 @@ impl Flow for Hostile {
         let args: Vec<&str> = command.args.split_whitespace().collect();
         let reply = match command.name.as_str() {
             "ping" => {
+                assert!(!state.poisoned, "poisoned state");
                 state.pings += 1;
                 Reply::text(format!("pong {}", state.pings))
             }

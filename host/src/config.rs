@@ -210,10 +210,20 @@ impl LimitsConfig {
         }
     }
 
-    /// Returns the limits of a call whose flow is not known yet, such as
-    /// the manifest call when a build is loaded.
-    pub fn defaults(&self) -> Limits {
-        self.for_flow("")
+    /// Returns the limits of the manifest call when a build is loaded,
+    /// before its flow is known: the most generous of every flow's, so a
+    /// flow with raised limits is not rejected at load.
+    pub fn loading(&self) -> Limits {
+        let mut limits = self.for_flow("");
+        for name in self.flows.keys() {
+            let flow = self.for_flow(name);
+            limits.deadline_ms = limits.deadline_ms.max(flow.deadline_ms);
+            limits.memory_bytes = limits.memory_bytes.max(flow.memory_bytes);
+            limits.state_bytes = limits.state_bytes.max(flow.state_bytes);
+            limits.actions = limits.actions.max(flow.actions);
+            limits.text_chars = limits.text_chars.max(flow.text_chars);
+        }
+        limits
     }
 
     /// Returns the largest memory cap of any flow, which sizes the

@@ -124,8 +124,16 @@ impl Watched {
                     }
                 }
             }
+            // `flows` has the parent "", which is the current folder.
+            let parent = folder.parent().map(|parent| {
+                if parent.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    parent
+                }
+            });
             if known.is_none()
-                && let Some(parent) = folder.parent().filter(|parent| parent.is_dir())
+                && let Some(parent) = parent.filter(|parent| parent.is_dir())
             {
                 // Events in the parent tell when the folder itself is
                 // created, removed or renamed.

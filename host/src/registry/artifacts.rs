@@ -13,12 +13,16 @@
 //! Files are written through a temporary file and a rename. A digest names
 //! exactly one content, so installing a build never overwrites another one.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tracing::warn;
 
 /// One installed build of a flow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,13 +32,23 @@ pub struct Artifact {
     /// Hex sha256 of the component file.
     pub digest: String,
     pub state_schema: u32,
-    /// When the build was installed, in Unix milliseconds; the newest build
-    /// of a flow is the one installed last.
+    /// When the build was installed, in Unix milliseconds.
     pub installed_at_ms: u64,
+    /// When the same bytes were last written to the drop folder again, in
+    /// Unix milliseconds; 0 when they never were.
+    #[serde(default)]
+    pub dropped_at_ms: u64,
     pub size_bytes: u64,
 }
 
 impl Artifact {
+    /// When the build last arrived, by install or by drop: the newest build
+    /// of a flow is the one that arrived last, so dropping an older build's
+    /// bytes again (a reverted change) makes it the newest.
+    pub fn arrived_at_ms(&self) -> u64 {
+        self.installed_at_ms.max(self.dropped_at_ms)
+    }
+
     /// The first 12 hex digits of the digest, as logs and listings show it.
     pub fn short_digest(&self) -> &str {
         &self.digest[..12.min(self.digest.len())]
@@ -45,6 +59,9 @@ impl Artifact {
 #[derive(Debug, Clone)]
 pub struct ArtifactStore {
     root: PathBuf,
+    /// Metadata files already reported as invalid, so a rescan does not
+    /// report them again.
+    reported: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
 /// Returns the hex sha256 of `bytes`.
@@ -62,6 +79,7 @@ impl ArtifactStore {
             .with_context(|| format!("failed to create the plugin store {}", root.display()))?;
         Ok(Self {
             root: root.to_owned(),
+            reported: Arc::default(),
         })
     }
 
@@ -78,11 +96,21 @@ impl ArtifactStore {
                     .with_context(|| format!("failed to read {}", version.display()))?;
                 for entry in entries {
                     let path = entry?.path();
-                    if path
-                        .extension()
-                        .is_some_and(|extension| extension == "json")
-                    {
-                        artifacts.push(read_metadata(&path)?);
+                    if path.extension().is_none_or(|extension| extension != "json") {
+                        continue;
+                    }
+                    // One damaged entry must not hide every other build.
+                    match read_metadata(&path) {
+                        Ok(artifact) => artifacts.push(artifact),
+                        Err(error) => {
+                            let new = self.reported.lock().expect("lock poisoned").insert(path);
+                            if new {
+                                warn!(
+                                    error = format!("{error:#}"),
+                                    "invalid entry in the plugin store skipped"
+                                );
+                            }
+                        }
                     }
                 }
             }
@@ -153,6 +181,7 @@ impl ArtifactStore {
             digest: digest.clone(),
             state_schema,
             installed_at_ms: unix_ms(),
+            dropped_at_ms: 0,
             size_bytes: bytes.len() as u64,
         };
         let component = self.component_path(name, version, &digest);
@@ -164,6 +193,18 @@ impl ArtifactStore {
         write_atomically(&component.with_extension("json"), &metadata)?;
         // A change in the root folder itself tells a watching host that a
         // build was installed, since the watch does not reach subfolders.
+        write_atomically(&self.root.join(".installed"), artifact.digest.as_bytes())?;
+        Ok(artifact)
+    }
+
+    /// Records that the bytes of `artifact` were written to the drop folder
+    /// again, which makes it the flow's newest build.
+    pub fn mark_dropped(&self, artifact: &Artifact) -> anyhow::Result<Artifact> {
+        let mut artifact = artifact.clone();
+        artifact.dropped_at_ms = unix_ms();
+        let component = self.component_path(&artifact.name, &artifact.version, &artifact.digest);
+        let metadata = serde_json::to_vec_pretty(&artifact).context("failed to encode metadata")?;
+        write_atomically(&component.with_extension("json"), &metadata)?;
         write_atomically(&self.root.join(".installed"), artifact.digest.as_bytes())?;
         Ok(artifact)
     }
@@ -184,7 +225,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temporary = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    // Unique per process and call, so two writers of one path never share
+    // a temporary file.
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let temporary = path.with_file_name(format!(".{name}.{}-{unique}.tmp", std::process::id()));
     std::fs::write(&temporary, bytes)
         .with_context(|| format!("failed to write {}", temporary.display()))?;
     std::fs::rename(&temporary, path)
@@ -253,6 +298,33 @@ mod tests {
         let again = store.add(b"same", "workouts", "0.1.0", 1).unwrap();
         assert_eq!(first, again);
         assert_eq!(store.list().unwrap().len(), 1);
+        std::fs::remove_dir_all(store.root()).unwrap();
+    }
+
+    #[test]
+    fn damaged_entry_hides_no_other_build() {
+        let store = temp_store("damaged");
+        let good = store.add(b"good", "workouts", "0.1.0", 1).unwrap();
+        let bad = store.add(b"bad", "workouts", "0.2.0", 1).unwrap();
+        let metadata = store
+            .component_path("workouts", "0.2.0", &bad.digest)
+            .with_extension("json");
+        std::fs::write(metadata, b"{ truncated").unwrap();
+        assert_eq!(store.list().unwrap(), vec![good]);
+        std::fs::remove_dir_all(store.root()).unwrap();
+    }
+
+    #[test]
+    fn dropping_old_bytes_again_makes_them_newest() {
+        let store = temp_store("dropped");
+        let old = store.add(b"old", "workouts", "0.1.0", 1).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let new = store.add(b"new", "workouts", "0.1.0", 1).unwrap();
+        assert!(new.arrived_at_ms() > old.arrived_at_ms());
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let again = store.mark_dropped(&old).unwrap();
+        assert!(again.arrived_at_ms() > new.arrived_at_ms());
+        assert_eq!(store.find(&old.digest).unwrap(), Some(again));
         std::fs::remove_dir_all(store.root()).unwrap();
     }
 

@@ -4,8 +4,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tracing::warn;
-
 use crate::runtime::FlowComponent;
 
 /// Commands the host answers itself; no flow may claim them.
@@ -22,6 +20,16 @@ pub struct FlowSet {
     flows: BTreeMap<String, Selection>,
     /// Command name to the flow that owns it.
     commands: BTreeMap<String, String>,
+    /// Commands that a flow declared but does not get.
+    ignored: Vec<IgnoredCommand>,
+}
+
+/// A command a flow declared that the set does not route to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IgnoredCommand {
+    pub flow: String,
+    pub command: String,
+    pub reason: &'static str,
 }
 
 /// The builds of one flow that serve new conversations.
@@ -41,8 +49,9 @@ pub struct Canary {
 
 impl FlowSet {
     /// Adds `flow` as the pinned build of its name and claims its commands.
-    /// A command that is already taken stays with its first owner and is
-    /// logged.
+    /// A command that is already taken stays with its first owner, and one
+    /// reserved for the host is not claimed; both are listed in
+    /// [`FlowSet::ignored_commands`].
     pub fn insert(&mut self, flow: Arc<FlowComponent>) -> anyhow::Result<()> {
         let name = flow.manifest.name.clone();
         anyhow::ensure!(
@@ -53,13 +62,19 @@ impl FlowSet {
             let reserved = HOST_COMMANDS
                 .iter()
                 .any(|(host_command, _)| *host_command == command.name);
-            if reserved {
-                warn!(flow = %name, command = %command.name, "command is reserved for the host, ignored");
-            } else if let Some(owner) = self.commands.get(&command.name) {
-                warn!(flow = %name, command = %command.name, %owner, "command already taken, ignored");
+            let reason = if reserved {
+                "reserved for the host"
+            } else if self.commands.contains_key(&command.name) {
+                "already taken by another flow"
             } else {
                 self.commands.insert(command.name.clone(), name.clone());
-            }
+                continue;
+            };
+            self.ignored.push(IgnoredCommand {
+                flow: name.clone(),
+                command: command.name.clone(),
+                reason,
+            });
         }
         self.flows.insert(
             name,
@@ -111,6 +126,10 @@ impl FlowSet {
             }
             _ => Some(&selection.stable),
         }
+    }
+
+    pub fn ignored_commands(&self) -> &[IgnoredCommand] {
+        &self.ignored
     }
 
     pub fn flow_for_command(&self, command: &str) -> Option<&str> {

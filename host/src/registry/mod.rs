@@ -218,6 +218,9 @@ impl Registry {
                 );
             }
         }
+        for conflict in next.ignored_commands() {
+            warn!(flow = %conflict.flow, command = %conflict.command, reason = conflict.reason, "command ignored");
+        }
         *self.current.write().expect("flow set lock poisoned") = Arc::new(next);
         metrics::increment("flowbot_reloads_total", &[("result", "swapped")]);
         info!(
@@ -236,28 +239,41 @@ impl Registry {
         let installed = match self.artifacts.list() {
             Ok(installed) => installed,
             Err(error) => {
-                warn!(
-                    error = format!("{error:#}"),
-                    "plugin store unreadable, flows left as they are"
-                );
+                let reason = format!("{error:#}");
+                if self.record_error("plugin store", &reason) {
+                    warn!(error = %reason, "plugin store unreadable, flows left as they are");
+                }
                 return clone_set(current);
             }
         };
+        self.errors
+            .lock()
+            .expect("errors lock poisoned")
+            .remove("plugin store");
         let mut names: Vec<String> = pins.flows.keys().cloned().collect();
         if pins.follow_newest {
             names.extend(installed.iter().map(|artifact| artifact.name.clone()));
         }
         names.sort();
         names.dedup();
+        for name in pins.canary.keys().filter(|name| !names.contains(name)) {
+            let reason = format!("canary: {name} has a canary but no pinned build beside it");
+            if self.record_error(&canary_subject(name), &reason) {
+                warn!(flow = %name, error = %reason, "canary rejected");
+            }
+        }
 
         let mut next = FlowSet::default();
         for name in names {
+            // A candidate is never its own stable build, even when it is the
+            // newest one in an environment that follows the newest builds.
+            let candidate = pins.canary.get(&name).map(|canary| canary.hex_digest());
             let stable = match pins.flows.get(&name) {
                 Some(pin) => {
                     self.pinned(&installed, &name, &pin.version, pin.hex_digest())
                         .await
                 }
-                None => self.newest(&installed, &name).await,
+                None => self.newest(&installed, &name, candidate).await,
             };
             let stable = match stable {
                 Ok(stable) => stable,
@@ -293,10 +309,18 @@ impl Registry {
                     .pinned(&installed, &name, &canary.version, canary.hex_digest())
                     .await
                     .and_then(|component| next.set_canary(component, canary.percent));
-                if let Err(error) = candidate {
-                    let reason = format!("canary: {error:#}");
-                    if self.record_error(&name, &reason) {
-                        warn!(flow = %name, error = %reason, "canary rejected, all users get the pinned build");
+                match candidate {
+                    Ok(()) => {
+                        self.errors
+                            .lock()
+                            .expect("errors lock poisoned")
+                            .remove(&canary_subject(&name));
+                    }
+                    Err(error) => {
+                        let reason = format!("canary: {error:#}");
+                        if self.record_error(&canary_subject(&name), &reason) {
+                            warn!(flow = %name, error = %reason, "canary rejected, all users get the pinned build");
+                        }
                     }
                 }
             }
@@ -336,16 +360,17 @@ impl Registry {
         self.component_of(artifact).await
     }
 
-    /// Loads the build of `name` installed last.
+    /// Loads the build of `name` that arrived last, other than `excluded`.
     async fn newest(
         &self,
         installed: &[Artifact],
         name: &str,
+        excluded: Option<&str>,
     ) -> anyhow::Result<Arc<FlowComponent>> {
         let artifact = installed
             .iter()
-            .rev()
-            .find(|artifact| artifact.name == name)
+            .filter(|artifact| artifact.name == name && Some(artifact.digest.as_str()) != excluded)
+            .max_by_key(|artifact| artifact.arrived_at_ms())
             .with_context(|| format!("no build of {name} is installed"))?;
         self.component_of(artifact).await
     }
@@ -429,14 +454,18 @@ impl Registry {
         component
     }
 
-    /// Validates `bytes` as a flow and installs it into the plugin store.
-    /// Returns the artifact; a build already installed is returned as it was.
-    pub async fn install(&self, bytes: Vec<u8>) -> anyhow::Result<Artifact> {
+    /// Installs `bytes` written to the drop folder. Bytes installed before
+    /// are marked as dropped again, so they become the newest build, as a
+    /// developer who reverts a change expects.
+    async fn install_dropped(&self, bytes: Vec<u8>) -> anyhow::Result<Artifact> {
         let (artifact, component) = install_into(&self.runtime, &self.artifacts, bytes).await?;
-        if let Some(component) = component {
-            self.remember(component);
+        match component {
+            Some(component) => {
+                self.remember(component);
+                Ok(artifact)
+            }
+            None => self.artifacts.mark_dropped(&artifact),
         }
-        Ok(artifact)
     }
 
     /// Installs every `*.wasm` of the drop folder that changed since it was
@@ -450,6 +479,18 @@ impl Registry {
                 return;
             }
         };
+        // Files that are gone take their rejection reasons with them.
+        {
+            let mut seen = self.seen.lock().expect("seen lock poisoned");
+            let mut errors = self.errors.lock().expect("errors lock poisoned");
+            seen.retain(|path, _| {
+                let present = files.iter().any(|(file, _)| file == path);
+                if !present {
+                    errors.remove(&path.display().to_string());
+                }
+                present
+            });
+        }
         for (path, fingerprint) in files {
             let known = self
                 .seen
@@ -461,7 +502,7 @@ impl Registry {
                 continue;
             }
             let result = match tokio::fs::read(&path).await {
-                Ok(bytes) => self.install(bytes).await,
+                Ok(bytes) => self.install_dropped(bytes).await,
                 Err(error) => Err(anyhow::Error::from(error)),
             };
             match result {
@@ -532,6 +573,11 @@ impl Registry {
             errors: self.errors.lock().expect("errors lock poisoned").clone(),
         }
     }
+}
+
+/// The key under which the rejection of `flow`'s canary is recorded.
+fn canary_subject(flow: &str) -> String {
+    format!("{flow} canary")
 }
 
 /// Validates `bytes` as a flow (compile, link, manifest) and installs it

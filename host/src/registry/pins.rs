@@ -164,8 +164,9 @@ impl PinFile {
         let canaries = self.canary.iter().map(|(flow, pin)| (flow, &pin.digest));
         for (flow, digest) in pins.chain(canaries) {
             let hex = strip_digest_prefix(digest);
-            if hex.len() != 64 || !hex.bytes().all(|byte| byte.is_ascii_hexdigit()) {
-                bail!("flow {flow}: digest {digest:?} is not sha256: and 64 hex digits");
+            let lower_hex = |byte: u8| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte);
+            if hex.len() != 64 || !hex.bytes().all(lower_hex) {
+                bail!("flow {flow}: digest {digest:?} is not sha256: and 64 lowercase hex digits");
             }
         }
         for (flow, canary) in &self.canary {
@@ -265,7 +266,14 @@ mod tests {
         let cases = [
             (
                 "[flows]\nworkouts = { version = \"1\", digest = \"sha256:12\" }\n",
-                "64 hex",
+                "64 lowercase hex",
+            ),
+            (
+                &format!(
+                    "[flows]\nworkouts = {{ version = \"1\", digest = \"{}\" }}\n",
+                    DIGEST_A.to_uppercase()
+                ),
+                "64 lowercase hex",
             ),
             (
                 "[flows]\nworkouts = { version = \"1\" }\n",

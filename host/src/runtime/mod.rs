@@ -190,7 +190,7 @@ impl Runtime {
             .map_err(|error| LoadError::WorldMismatch(format!("{error:#}")))?;
 
         let label: Arc<str> = Arc::from(format!("sha256:{}", &digest[..12]));
-        let limits = self.limits.defaults();
+        let limits = self.limits.loading();
         let mut store = self.new_store(label, &limits);
         let result = with_deadline(&limits, async {
             let instance = pre.instantiate_async(&mut store).await?;

@@ -418,8 +418,8 @@ impl Handler {
                             carried_write = put(migrated.clone());
                             Some(migrated)
                         }
-                        // The flow says it cannot convert this state: it
-                        // never will, so the state is reset.
+                        // The flow reported that it cannot convert this
+                        // state, which will not change, so it is reset.
                         Err(InvokeError::Flow(error)) => {
                             warn!(from_schema, %error, "state migration failed, state reset");
                             notices.push(text_action(STATE_RESET.to_owned()));
@@ -566,7 +566,7 @@ impl Handler {
     }
 }
 
-/// How the chosen build starts on the conversation's state.
+/// The state that the chosen build starts from.
 enum Start {
     /// No state stored.
     Fresh,

@@ -58,7 +58,7 @@ pub struct Runtime {
     _ticker: EpochTicker,
 }
 
-/// Why a component was not loaded.
+/// Cause of a failed component load.
 #[derive(Debug, Error)]
 pub enum LoadError {
     #[error("not a valid WebAssembly component: {0}")]
@@ -83,7 +83,7 @@ pub struct FlowComponent {
 
 impl FlowComponent {
     /// Returns whether this build reads state written under `schema`: its
-    /// own schema, or one its manifest says it migrates from.
+    /// own schema, or one its manifest lists in `migrates_from`.
     pub fn reads_schema(&self, schema: u32) -> bool {
         schema == self.manifest.state_schema || self.manifest.migrates_from.contains(&schema)
     }
@@ -361,10 +361,11 @@ fn compile(
 ) -> Result<(Component, bool), LoadError> {
     if let Some(cache) = cache.as_deref().filter(|cache| cache.is_file()) {
         // SAFETY: wasmtime runs deserialized code without verifying it. The
-        // cache file was written by `Component::serialize` in the plugin
-        // store, which only its operator can write, under a name that holds
-        // the component's digest and the engine's compatibility hash;
-        // wasmtime also rejects code compiled for other settings.
+        // cache file was written by `Component::serialize` into the plugin
+        // store, which must be writable only by the host's operator, under a
+        // name that contains the component's digest and the engine's
+        // compatibility hash. wasmtime also rejects code compiled for other
+        // settings.
         match unsafe { Component::deserialize_file(engine, cache) } {
             Ok(component) => return Ok((component, true)),
             Err(error) => {

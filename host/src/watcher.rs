@@ -21,8 +21,10 @@ use tracing::{debug, info, warn};
 
 use crate::registry::{Registry, ReloadReport};
 
-/// Quiet time after the last event before a reload starts.
-pub const QUIET: Duration = Duration::from_millis(100);
+/// Quiet time after the last event before a reload starts. Builds and pins
+/// written through a rename arrive whole; a file written in chunks that is
+/// read too early fails to compile and is read again on its next change.
+pub const QUIET: Duration = Duration::from_millis(25);
 /// Longest wait from the first event to the reload, however busy the folder.
 pub const MAX_DELAY: Duration = Duration::from_secs(1);
 /// Interval of the rescan that runs without any event.

@@ -127,6 +127,9 @@ impl Runtime {
     pub fn new(limits: LimitsConfig, max_instances: u32) -> anyhow::Result<Self> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        // One core per compile, so a reload under load leaves the other
+        // cores to the updates being served.
+        config.parallel_compilation(false);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool_config(
             &limits,
             max_instances,
@@ -173,13 +176,23 @@ impl Runtime {
         compiled_cache: Option<PathBuf>,
     ) -> Result<FlowComponent, LoadError> {
         let digest = hex_digest(&bytes);
+        // Compiling takes hundreds of milliseconds of CPU. It runs on a
+        // thread of its own at a lower priority, and on one core, so under
+        // load the updates being served get the CPU first.
         let engine = self.engine.clone();
-        let compiled =
-            tokio::task::spawn_blocking(move || compile(&engine, &bytes, compiled_cache))
-                .await
-                .map_err(|error| {
-                    LoadError::NotAComponent(format!("compile task failed: {error}"))
-                })?;
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("flowbot-compile".to_owned())
+            .spawn(move || {
+                lower_thread_priority();
+                let _ = sender.send(compile(&engine, &bytes, compiled_cache));
+            })
+            .map_err(|error| {
+                LoadError::NotAComponent(format!("failed to start compiling: {error}"))
+            })?;
+        let compiled = receiver
+            .await
+            .map_err(|error| LoadError::NotAComponent(format!("compile thread failed: {error}")))?;
         let (component, from_cache) = compiled?;
 
         let instance_pre = self
@@ -349,6 +362,19 @@ fn check_output(outcome: &Outcome, limits: &Limits) -> Result<(), InvokeError> {
         )));
     }
     Ok(())
+}
+
+/// Raises the calling thread's nice value by 10, so it runs only when
+/// threads of normal priority leave the CPU idle. Linux applies
+/// `setpriority(PRIO_PROCESS, 0, ..)` to the calling thread alone; a
+/// failure only leaves the thread at normal priority.
+fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority changes a scheduling attribute and touches no
+    // memory of this process.
+    unsafe {
+        let _ = libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
 }
 
 /// Compiles `bytes`, or deserializes the compiled code at `cache` when it

@@ -272,6 +272,9 @@ pub struct LoadContext {
     pub cancel: CancellationToken,
     /// Steps whose reply arrived, across all users, for progress output.
     pub replies: AtomicU64,
+    /// Pause between a reply and the user's next step; zero for a closed
+    /// loop without think time.
+    pub think: Duration,
 }
 
 /// Forwards each `MessageSent` event to the task of the chat's user, with
@@ -327,7 +330,16 @@ pub async fn run_user(
         plan,
     };
 
+    if !context.think.is_zero() {
+        // Users start spread over one think time, by id, so the load arrives
+        // evenly instead of in waves.
+        let offset = u32::try_from(outcome.plan.user.id.rem_euclid(1000)).unwrap_or(0);
+        tokio::time::sleep(context.think * offset / 1000).await;
+    }
     for step in 0..outcome.plan.steps() {
+        if step > 0 && !context.think.is_zero() {
+            tokio::time::sleep(context.think).await;
+        }
         let rate_limited = outcome.plan.rate_limited[step];
         if rate_limited {
             // The rule matches only this chat's next sendMessage, which is the

@@ -12,10 +12,12 @@
 //! | ----------- | ----------------------------------------------------------- |
 //! | `load`      | users, their dialog, judging replies, the event router      |
 //! | `processes` | redis-server and host child processes, temporary folders    |
+//! | `probes`    | call cost, reload latency, deadline to apology, after load  |
 //! | `procfs`    | CPU time and RSS from `/proc/<pid>/stat` and `status`       |
 //! | `report`    | percentiles, error totals, the text report and JSON line    |
 
 mod load;
+mod probes;
 mod processes;
 mod procfs;
 mod report;
@@ -121,12 +123,30 @@ struct Cli {
     /// Name of this configuration in the JSON line.
     #[arg(long)]
     label: Option<String>,
+    /// Pause of each user between a reply and its next step, in
+    /// milliseconds. 0 (the default) is a closed loop: the next step goes
+    /// out as soon as the reply arrives.
+    #[arg(long, default_value_t = 0)]
+    think_ms: u64,
+    /// Rounds of each probe after the load: new build to first reply, pin
+    /// change to first reply, deadline to apology. 0 runs none.
+    #[arg(long, default_value_t = 0)]
+    probes: usize,
+    /// Interval at which a new workouts build is written to the host's drop
+    /// folder during the load, in milliseconds. 0 writes none.
+    #[arg(long, default_value_t = 0)]
+    reload_every_ms: u64,
+    /// Folder of the built test flows tally and hostile, for --probes
+    /// [default: target/test-flows in the workspace].
+    #[arg(long)]
+    test_flows_dir: Option<PathBuf>,
 }
 
 /// Files that a run needs, with the defaults filled in.
 struct Paths {
     host: PathBuf,
     flows_dir: PathBuf,
+    test_flows_dir: PathBuf,
     redis_conf: PathBuf,
 }
 
@@ -162,11 +182,21 @@ impl Cli {
                 .flows_dir
                 .clone()
                 .unwrap_or_else(|| root.join("target/flows")),
+            test_flows_dir: self
+                .test_flows_dir
+                .clone()
+                .unwrap_or_else(|| root.join("target/test-flows")),
             redis_conf: self
                 .redis_conf
                 .clone()
                 .unwrap_or_else(|| root.join("redis-conf/redis.conf")),
         };
+        if self.probes > 0 && !paths.test_flows_dir.join("tally.wasm").is_file() {
+            bail!(
+                "tally.wasm not found in {}: scripts/bench builds the test flows, or pass --test-flows-dir",
+                paths.test_flows_dir.display()
+            );
+        }
         if !paths.host.is_file() {
             bail!(
                 "host binary {} not found: run `cargo build --release -p flowbot` or pass --host",
@@ -202,12 +232,13 @@ impl Cli {
             global_per_second: self.global_per_second,
             chat_per_second: self.chat_per_second,
             chat_burst: self.chat_burst,
+            think: Duration::from_millis(self.think_ms),
         }
     }
 
     /// Returns the host's configuration file. Token, URLs and the flows
     /// folder go through the environment, as in production.
-    fn host_config(&self) -> String {
+    fn host_config(&self, metrics_address: &str, environments: &Path) -> String {
         // The host paces replies like Telegram: about 30 messages per second
         // overall and 1 per second per chat, in bursts of 3. The simulator
         // enforces no limit, so the global one is raised far above what the
@@ -231,6 +262,16 @@ impl Cli {
         if let Some(max_concurrent) = self.max_concurrent {
             config.push_str(&format!("[dispatch]\nmax_concurrent = {max_concurrent}\n"));
         }
+        // The probes run /spin into its deadline again and again, which
+        // would open the breaker, so the breaker is off.
+        config.push_str(&format!(
+            "[metrics]\nlisten = \"{metrics_address}\"\n\
+             [flows]\nenvironments = \"{}\"\n\
+             [limits]\nbreaker_failures = 0\n\
+             [limits.flows.hostile]\ndeadline_ms = {}\n",
+            environments.display(),
+            probes::SPIN_DEADLINE_MS
+        ));
         config
     }
 }
@@ -277,15 +318,36 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
 
     let redis = RedisServer::start(&paths.redis_conf)?;
     let sim = Simulator::start(SimConfig::default()).await?;
+
+    // The host's drop folder is the run's own, so the builds that the
+    // reloads and probes write never reach target/flows.
+    let drop_dir = work_dir.path().join("flows");
+    let environments = work_dir.path().join("environments");
+    std::fs::create_dir_all(&drop_dir)?;
+    std::fs::create_dir_all(&environments)?;
+    let mut flows = vec![paths.flows_dir.join("workouts.wasm")];
+    if cli.probes > 0 {
+        flows.push(paths.test_flows_dir.join("tally.wasm"));
+        flows.push(paths.test_flows_dir.join("hostile.wasm"));
+    }
+    for flow in &flows {
+        let name = flow.file_name().context("flow file has a name")?;
+        std::fs::copy(flow, drop_dir.join(name))
+            .with_context(|| format!("failed to copy {}", flow.display()))?;
+    }
+    let metrics_address = format!("127.0.0.1:{}", processes::free_port()?);
     let config_path = work_dir.path().join("flowbot.toml");
-    std::fs::write(&config_path, cli.host_config())
-        .with_context(|| format!("failed to write {}", config_path.display()))?;
+    std::fs::write(
+        &config_path,
+        cli.host_config(&metrics_address, &environments),
+    )
+    .with_context(|| format!("failed to write {}", config_path.display()))?;
     let log_path = cli
         .host_log
         .clone()
         .unwrap_or_else(|| work_dir.path().join("flowbot.log"));
     let api_url = sim.api_url();
-    let flows_dir = paths.flows_dir.to_string_lossy();
+    let flows_dir = drop_dir.to_string_lossy();
     let env = [
         ("TELOXIDE_TOKEN", sim.token()),
         ("TELOXIDE_API_URL", api_url.as_str()),
@@ -301,7 +363,25 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
         host.log_path().display()
     );
 
-    let result = measure(&cli, &sim, &mut host, &redis, deadline).await;
+    let mut result = measure(&cli, &sim, &mut host, &redis, &drop_dir, deadline).await;
+    if cli.probes > 0
+        && let Ok(report) = &mut result
+    {
+        let setup = probes::ProbeSetup {
+            sim: &sim,
+            host_binary: &paths.host,
+            config: &config_path,
+            drop_dir: &drop_dir,
+            environments_dir: &environments,
+            metrics_address: &metrics_address,
+            tally: std::fs::read(paths.test_flows_dir.join("tally.wasm"))?,
+        };
+        eprintln!("==> probes: {} rounds each", cli.probes);
+        match probes::run(&setup, cli.probes).await {
+            Ok(probe_report) => report.probes = Some(probe_report),
+            Err(error) => eprintln!("==> probes failed: {error:#}"),
+        }
+    }
 
     if host.stop(STOP_GRACE).is_none() {
         eprintln!("==> host did not exit within {STOP_GRACE:?} of SIGTERM and was killed");
@@ -323,6 +403,7 @@ async fn measure(
     sim: &Simulator,
     host: &mut HostProcess,
     redis: &RedisServer,
+    drop_dir: &Path,
     deadline: Instant,
 ) -> anyhow::Result<Report> {
     wait_until_polling(sim, host, deadline).await?;
@@ -349,6 +430,7 @@ async fn measure(
         retry_after_secs: cli.retry_after_secs,
         cancel: CancellationToken::new(),
         replies: Default::default(),
+        think: Duration::from_millis(cli.think_ms),
     });
 
     let mut monitor = Monitor::start(host.pid(), redis.pid())?;
@@ -358,6 +440,14 @@ async fn measure(
         cli.rounds * load::STEPS_PER_ROUND
     );
     let load_started = Instant::now();
+    let stop_reloads = CancellationToken::new();
+    let reloader = (cli.reload_every_ms > 0).then(|| {
+        spawn_reloader(
+            drop_dir.to_owned(),
+            Duration::from_millis(cli.reload_every_ms),
+            stop_reloads.clone(),
+        )
+    });
     let mut users = JoinSet::new();
     for (plan, inbox) in plans.into_iter().zip(inboxes) {
         users.spawn(load::run_user(context.clone(), plan, inbox));
@@ -365,6 +455,13 @@ async fn measure(
     let (mut outcomes, end) = supervise(&mut users, &context, host, &mut monitor, deadline).await?;
     let load_ended = Instant::now();
     let usage = monitor.finish(host.pid(), redis.pid());
+    let reloads_written = match reloader {
+        Some(reloader) => {
+            stop_reloads.cancel();
+            reloader.await.context("reloader task failed")??
+        }
+        None => 0,
+    };
 
     // Replies may still be on their way, so wait briefly and judge them too.
     settle(sim).await;
@@ -391,7 +488,44 @@ async fn measure(
         other_known_chats: HashSet::from([WARM_UP_USER_ID]),
         end,
     };
-    Ok(Report::new(&data))
+    let mut report = Report::new(&data);
+    report.reloads_written = reloads_written;
+    Ok(report)
+}
+
+/// Writes a new workouts build to `drop_dir` every `interval` until `stop`,
+/// and returns how many it wrote. Each build is the original with a custom
+/// section that numbers it, so it has a digest of its own and behaves the
+/// same.
+fn spawn_reloader(
+    drop_dir: PathBuf,
+    interval: Duration,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<anyhow::Result<usize>> {
+    tokio::spawn(async move {
+        let original = std::fs::read(drop_dir.join("workouts.wasm"))?;
+        let mut written = 0;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return Ok(written),
+                _ = tokio::time::sleep(interval) => {}
+            }
+            written += 1;
+            let mut build = original.clone();
+            let name = b"flowbot-bench-build";
+            let payload = written.to_string();
+            // A custom section: id 0, size, then the name and the payload.
+            // Both sizes stay below 128, so each is one LEB128 byte.
+            build.push(0);
+            build.push((1 + name.len() + payload.len()) as u8);
+            build.push(name.len() as u8);
+            build.extend_from_slice(name);
+            build.extend_from_slice(payload.as_bytes());
+            let temporary = drop_dir.join(".workouts.wasm.tmp");
+            std::fs::write(&temporary, &build)?;
+            std::fs::rename(&temporary, drop_dir.join("workouts.wasm"))?;
+        }
+    })
 }
 
 /// Builds the plans of the normal users, then of the slow ones.

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::load::{ErrorCounts, Stop, UserOutcome};
+use crate::probes::ProbeReport;
 use crate::procfs::{MachineUsage, ProcessUsage};
 
 /// The settings of a run, echoed in the report.
@@ -27,6 +28,8 @@ pub struct Settings {
     pub global_per_second: u32,
     pub chat_per_second: Option<f64>,
     pub chat_burst: Option<u32>,
+    /// Pause of each user between a reply and its next step.
+    pub think: Duration,
 }
 
 /// Why the load phase ended.
@@ -187,6 +190,10 @@ pub struct Report {
     redis: UsageWindow,
     bench: UsageWindow,
     machine: MachineWindow,
+    /// New workouts builds written to the drop folder during the load.
+    pub reloads_written: usize,
+    /// Figures of the probes run after the load, when asked for.
+    pub probes: Option<ProbeReport>,
 }
 
 impl Report {
@@ -293,6 +300,8 @@ impl Report {
             redis: data.redis,
             bench: data.bench,
             machine: data.machine,
+            reloads_written: 0,
+            probes: None,
         }
     }
 
@@ -401,6 +410,19 @@ impl Report {
                 ),
             );
         }
+        if self.reloads_written > 0 {
+            row(
+                &mut out,
+                "reloads",
+                format!(
+                    "{} new workouts builds written during the load",
+                    self.reloads_written
+                ),
+            );
+        }
+        if let Some(probes) = &self.probes {
+            out.push_str(&probes.to_text());
+        }
         out
     }
 
@@ -436,6 +458,10 @@ impl Report {
         fields.insert("settings".to_owned(), self.settings_json());
         fields.insert("latency".to_owned(), self.latency_json());
         fields.insert("errors".to_owned(), self.errors_json());
+        fields.insert("reloads_written".to_owned(), json!(self.reloads_written));
+        if let Some(probes) = &self.probes {
+            fields.insert("probes".to_owned(), probes.to_json());
+        }
         report
     }
 
@@ -453,6 +479,7 @@ impl Report {
             "global_per_second": settings.global_per_second,
             "chat_per_second": settings.chat_per_second,
             "chat_burst": settings.chat_burst,
+            "think_ms": millis(settings.think),
         })
     }
 
@@ -509,6 +536,9 @@ impl Report {
             ", {chat_pacing}, global pacing {}/s",
             settings.global_per_second
         );
+        if !settings.think.is_zero() {
+            let _ = write!(text, ", {} ms think time", settings.think.as_millis());
+        }
         if settings.slow_chats > 0 {
             let _ = write!(
                 text,

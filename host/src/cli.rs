@@ -71,16 +71,10 @@ pub async fn run(command: FlowsCommand, config: &Config) -> anyhow::Result<()> {
         } => {
             let artifact = find_build(&store, &flow, &version, digest.as_deref())?;
             let mut file = load_for_change(environments, &environment)?;
-            let previous = file.pin(&flow, Pin::new(&artifact.version, &artifact.digest));
+            let pin = Pin::new(&artifact.version, &artifact.digest);
+            let previous = file.pin(&flow, pin.clone());
             file.save(environments, &environment)?;
-            let before = previous
-                .map(|pin| format!("{} {}", pin.version, short(pin.hex_digest())))
-                .unwrap_or_else(|| "unpinned".to_owned());
-            println!(
-                "{flow} in {environment}: {before} -> {} {}",
-                artifact.version,
-                artifact.short_digest()
-            );
+            print_change(&flow, &environment, previous.as_ref(), &pin);
             Ok(())
         }
         FlowsCommand::Rollback { flow, environment } => {
@@ -88,14 +82,7 @@ pub async fn run(command: FlowsCommand, config: &Config) -> anyhow::Result<()> {
             let current = file.flows.get(&flow).cloned();
             let restored = file.rollback(&flow)?;
             file.save(environments, &environment)?;
-            let before = current
-                .map(|pin| format!("{} {}", pin.version, short(pin.hex_digest())))
-                .unwrap_or_else(|| "unpinned".to_owned());
-            println!(
-                "{flow} in {environment}: {before} -> {} {}",
-                restored.version,
-                short(restored.hex_digest())
-            );
+            print_change(&flow, &environment, current.as_ref(), &restored);
             Ok(())
         }
         FlowsCommand::Canary {
@@ -139,6 +126,15 @@ pub async fn run(command: FlowsCommand, config: &Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Prints a pin change as `<flow> in <env>: <before> -> <after>`.
+fn print_change(flow: &str, environment: &str, before: Option<&Pin>, after: &Pin) {
+    let describe = |pin: &Pin| format!("{} {}", pin.version, short(pin.hex_digest()));
+    let before = before
+        .map(describe)
+        .unwrap_or_else(|| "unpinned".to_owned());
+    println!("{flow} in {environment}: {before} -> {}", describe(after));
 }
 
 /// Reads a pin file to change it; a missing file starts empty.

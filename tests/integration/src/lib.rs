@@ -183,6 +183,26 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// The replies to `rounds` `/log` dialogs of the workouts flow, each
+/// logging `reps` reps of `exercise`, from a user with no sets today.
+pub fn log_dialog_replies(
+    exercise: &str,
+    reps: impl std::fmt::Display,
+    rounds: usize,
+) -> Vec<String> {
+    let mut replies = Vec::new();
+    for round in 1..=rounds {
+        replies.push("Which exercise? Send its name, for example squat.".to_owned());
+        replies.push(format!(
+            "How many reps of {exercise}? Send a whole number, for example 5."
+        ));
+        replies.push(format!(
+            "Logged {exercise}: {reps} reps. Sets logged today: {round}."
+        ));
+    }
+    replies
+}
+
 /// Reads the built test flow `name` (`<name>.wasm` in the test flows folder).
 pub fn test_flow(name: &str) -> anyhow::Result<Vec<u8>> {
     let path = test_flows_dir().join(format!("{name}.wasm"));

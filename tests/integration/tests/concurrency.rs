@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use flowbot_integration::{REPLY_TIMEOUT, SimUser, TestBot};
+use flowbot_integration::{REPLY_TIMEOUT, SimUser, TestBot, log_dialog_replies};
 use serde_json::{Value, json};
 
 const USERS: i64 = 200;
@@ -55,16 +55,7 @@ async fn two_hundred_users_log_sets_at_once() -> anyhow::Result<()> {
             .into_iter()
             .map(|m| m.text)
             .collect();
-        let mut expected = Vec::new();
-        for round in 1..=ROUNDS {
-            expected.push("Which exercise? Send its name, for example squat.".to_owned());
-            expected.push(format!(
-                "How many reps of {exercise}? Send a whole number, for example 5."
-            ));
-            expected.push(format!(
-                "Logged {exercise}: {reps} reps. Sets logged today: {round}."
-            ));
-        }
+        let expected = log_dialog_replies(&exercise, reps, ROUNDS);
         assert_eq!(texts, expected, "replies of user {}", user.id);
     }
 

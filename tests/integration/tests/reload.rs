@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use flowbot::config::Config;
 use flowbot_integration::{
-    REPLY_TIMEOUT, SimUser, TestBot, drop_build, free_port, http_get, patch_bytes, test_flow,
+    REPLY_TIMEOUT, SimUser, TestBot, drop_build, free_port, http_get, log_dialog_replies,
+    patch_bytes, test_flow,
 };
 
 /// The version string in the plain tally build.
@@ -129,16 +130,7 @@ async fn twenty_reloads_under_load_lose_nothing() -> anyhow::Result<()> {
             .into_iter()
             .map(|m| m.text)
             .collect();
-        let mut expected = Vec::new();
-        for round in 1..=ROUNDS {
-            expected.push("Which exercise? Send its name, for example squat.".to_owned());
-            expected.push(format!(
-                "How many reps of {exercise}? Send a whole number, for example 5."
-            ));
-            expected.push(format!(
-                "Logged {exercise}: 5 reps. Sets logged today: {round}."
-            ));
-        }
+        let expected = log_dialog_replies(&exercise, 5, ROUNDS);
         assert_eq!(texts, expected, "replies of user {}", logger.id);
 
         let written = written.lock().unwrap().clone();

@@ -92,25 +92,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
     register_commands(&bot, &flows).await;
     if config.flows.watch {
-        let paths = registry.paths();
-        let folders = vec![
-            paths.drop_dir.clone(),
-            paths.environments_dir.clone(),
-            paths.store_dir.clone(),
-        ];
-        let (reload_bot, reload_registry) = (bot.clone(), registry.clone());
-        let on_swap = move |report: ReloadReport| {
-            if report.commands_changed {
-                let (bot, registry) = (reload_bot.clone(), reload_registry.clone());
-                tokio::spawn(async move { register_commands(&bot, &registry.snapshot()).await });
-            }
-        };
-        tokio::spawn(watcher::run(
-            registry.clone(),
-            folders,
-            on_swap,
-            shutdown.clone(),
-        ));
+        spawn_watcher(&registry, &bot, &shutdown);
     }
     // getUpdates fails while a webhook is set. Pending updates are kept.
     if let Err(error) = bot.delete_webhook().await {
@@ -226,6 +208,30 @@ async fn recover(
     }
     info!(conversations, updates, idle, "recovered pending work");
     Ok(())
+}
+
+/// Watches the drop folder, the pin files and the plugin store, and after
+/// a reload that changed the command list registers it with Telegram.
+fn spawn_watcher(registry: &Arc<Registry>, bot: &Bot, shutdown: &CancellationToken) {
+    let paths = registry.paths();
+    let folders = vec![
+        paths.drop_dir.clone(),
+        paths.environments_dir.clone(),
+        paths.store_dir.clone(),
+    ];
+    let (bot, swapped) = (bot.clone(), registry.clone());
+    let on_swap = move |report: ReloadReport| {
+        if report.commands_changed {
+            let (bot, registry) = (bot.clone(), swapped.clone());
+            tokio::spawn(async move { register_commands(&bot, &registry.snapshot()).await });
+        }
+    };
+    tokio::spawn(watcher::run(
+        registry.clone(),
+        folders,
+        on_swap,
+        shutdown.clone(),
+    ));
 }
 
 /// Where the registry finds builds, the plugin store and the pin files.

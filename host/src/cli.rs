@@ -24,9 +24,12 @@ pub enum FlowsCommand {
     Install { file: PathBuf },
     /// Pin FLOW to VERSION in an environment.
     Pin {
+        /// Flow name, as in its manifest.
         flow: String,
+        /// Version of an installed build, as `flows list` shows it.
         version: String,
-        #[arg(long = "env")]
+        /// Environment whose pin file changes (dev, staging, prod, ...).
+        #[arg(long = "env", env = "FLOWBOT_ENV")]
         environment: String,
         /// Digest (or its first digits) when VERSION has several builds.
         #[arg(long)]
@@ -34,20 +37,26 @@ pub enum FlowsCommand {
     },
     /// Put FLOW back on the build it was pinned to before.
     Rollback {
+        /// Flow name, as in its manifest.
         flow: String,
-        #[arg(long = "env")]
+        /// Environment whose pin file changes.
+        #[arg(long = "env", env = "FLOWBOT_ENV")]
         environment: String,
     },
-    /// Send a share of new conversations of FLOW to a candidate VERSION, or
-    /// stop the canary with --stop.
+    /// Send a share of the users of FLOW to a candidate VERSION, or stop the
+    /// canary with --stop.
     Canary {
+        /// Flow name, as in its manifest.
         flow: String,
+        /// Version of the installed candidate build.
         version: Option<String>,
-        #[arg(long = "env")]
+        /// Environment whose pin file changes.
+        #[arg(long = "env", env = "FLOWBOT_ENV")]
         environment: String,
         /// Share of users, 1 to 99, that get the candidate.
         #[arg(long, default_value_t = 10)]
         percent: u8,
+        /// Digest (or its first digits) when VERSION has several builds.
         #[arg(long)]
         digest: Option<String>,
         /// Remove the canary, so everyone gets the pinned build.
@@ -70,19 +79,30 @@ pub async fn run(command: FlowsCommand, config: &Config) -> anyhow::Result<()> {
             digest,
         } => {
             let artifact = find_build(&store, &flow, &version, digest.as_deref())?;
-            let mut file = load_for_change(environments, &environment)?;
             let pin = Pin::new(&artifact.version, &artifact.digest);
-            let previous = file.pin(&flow, pin.clone());
-            file.save(environments, &environment)?;
+            let previous = PinFile::update(environments, &environment, |file| {
+                Ok(file.pin(&flow, pin.clone()))
+            })?;
             print_change(&flow, &environment, previous.as_ref(), &pin);
             Ok(())
         }
         FlowsCommand::Rollback { flow, environment } => {
-            let mut file = PinFile::load(environments, &environment)?;
-            let current = file.flows.get(&flow).cloned();
-            let restored = file.rollback(&flow)?;
-            file.save(environments, &environment)?;
+            let (current, restored, canary) =
+                PinFile::update(environments, &environment, |file| {
+                    let current = file.flows.get(&flow).cloned();
+                    let restored = file.rollback(&flow)?;
+                    Ok((current, restored, file.canary.get(&flow).cloned()))
+                })?;
             print_change(&flow, &environment, current.as_ref(), &restored);
+            if let Some(canary) = canary {
+                println!(
+                    "note: the canary {} {} ({}% of users) is still active; \
+                     stop it with `flowbot flows canary {flow} --stop --env {environment}`",
+                    canary.version,
+                    short(canary.hex_digest()),
+                    canary.percent
+                );
+            }
             Ok(())
         }
         FlowsCommand::Canary {
@@ -93,31 +113,39 @@ pub async fn run(command: FlowsCommand, config: &Config) -> anyhow::Result<()> {
             digest,
             stop,
         } => {
-            let mut file = load_for_change(environments, &environment)?;
             if stop {
-                if file.canary.remove(&flow).is_none() {
-                    bail!("{flow} has no canary in {environment}");
-                }
-                file.save(environments, &environment)?;
+                PinFile::update(environments, &environment, |file| {
+                    if file.canary.remove(&flow).is_none() {
+                        bail!("{flow} has no canary in {environment}");
+                    }
+                    Ok(())
+                })?;
                 println!("{flow} in {environment}: canary stopped");
                 return Ok(());
             }
             let Some(version) = version else {
                 bail!("give the candidate VERSION, or --stop to end the canary");
             };
-            if !file.flows.contains_key(&flow) && !file.follow_newest {
-                bail!("pin {flow} in {environment} before starting a canary beside it");
-            }
             let artifact = find_build(&store, &flow, &version, digest.as_deref())?;
-            file.canary.insert(
-                flow.clone(),
-                CanaryPin {
+            PinFile::update(environments, &environment, |file| {
+                if !file.flows.contains_key(&flow) && !file.follow_newest {
+                    bail!("pin {flow} in {environment} before starting a canary beside it");
+                }
+                if file
+                    .flows
+                    .get(&flow)
+                    .is_some_and(|pin| pin.hex_digest() == artifact.digest)
+                {
+                    bail!("{flow} {version} is the pinned build in {environment} already");
+                }
+                let canary = CanaryPin {
                     version: artifact.version.clone(),
                     digest: format!("sha256:{}", artifact.digest),
                     percent,
-                },
-            );
-            file.save(environments, &environment)?;
+                };
+                file.canary.insert(flow.clone(), canary);
+                Ok(())
+            })?;
             println!(
                 "{flow} in {environment}: {percent}% of users get {} {}",
                 artifact.version,
@@ -135,18 +163,6 @@ fn print_change(flow: &str, environment: &str, before: Option<&Pin>, after: &Pin
         .map(describe)
         .unwrap_or_else(|| "unpinned".to_owned());
     println!("{flow} in {environment}: {before} -> {}", describe(after));
-}
-
-/// Reads a pin file to change it; a missing file starts empty.
-fn load_for_change(dir: &Path, environment: &str) -> anyhow::Result<PinFile> {
-    pins::validate_environment_name(environment)?;
-    if pins::pin_file_path(dir, environment).exists() {
-        return PinFile::load(dir, environment);
-    }
-    Ok(PinFile {
-        follow_newest: environment == pins::DEV_ENVIRONMENT,
-        ..PinFile::default()
-    })
 }
 
 /// Finds the one installed build of `flow` `version`, narrowed by `digest`.
@@ -298,7 +314,11 @@ fn pin_files(dir: &Path) -> anyhow::Result<Vec<(String, PinFile)>> {
         else {
             continue;
         };
-        files.push((environment.to_owned(), PinFile::load(dir, environment)?));
+        // One broken file must not hide the others, least of all now.
+        match PinFile::load(dir, environment) {
+            Ok(file) => files.push((environment.to_owned(), file)),
+            Err(error) => println!("pin file of {environment} not read: {error:#}\n"),
+        }
     }
     files.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(files)

@@ -558,9 +558,15 @@ impl Handler {
             Err(InvokeError::UnreadableState(_)) => "unreadable_state",
             Err(InvokeError::OutputTooLarge(_)) => "output_too_large",
         };
+        let digest = &flow.digest[..12];
         metrics::increment(
             "flowbot_flow_calls_total",
-            &[labels[0], labels[1], ("result", result_label)],
+            &[
+                labels[0],
+                labels[1],
+                ("digest", digest),
+                ("result", result_label),
+            ],
         );
         result
     }

@@ -54,7 +54,19 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+/// Prints a failure as one line with its causes, without the backtrace
+/// that `RUST_BACKTRACE` would add, and exits with status 1.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // The operator's commands print their results; their log shows only
     // problems unless RUST_LOG asks for more.

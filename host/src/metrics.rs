@@ -30,7 +30,7 @@ const HELP: &[(&str, &str)] = &[
     ("flowbot_updates_total", "Updates handled, by outcome."),
     (
         "flowbot_flow_calls_total",
-        "Flow invocations, by flow, version and result.",
+        "Flow invocations, by flow, version, digest (12 hex digits) and result.",
     ),
     (
         "flowbot_flow_call_seconds_total",
@@ -50,7 +50,7 @@ const HELP: &[(&str, &str)] = &[
     ),
     (
         "flowbot_reloads_total",
-        "Flow reloads, by result: swapped, rejected pin file, rejected build.",
+        "Reloads and rejections, by result: swapped, rejected (pin file), pin_rejected (a flow's pin), build_rejected (a drop-folder file).",
     ),
 ];
 

@@ -218,6 +218,11 @@ impl Registry {
                 );
             }
         }
+        for (name, _) in current.selections() {
+            if next.selection(name).is_none() {
+                info!(flow = %name, "flow no longer served: it has no pin and no build to follow");
+            }
+        }
         for conflict in next.ignored_commands() {
             warn!(flow = %conflict.flow, command = %conflict.command, reason = conflict.reason, "command ignored");
         }
@@ -256,6 +261,18 @@ impl Registry {
         }
         names.sort();
         names.dedup();
+        // Reasons recorded for flows that are no longer pinned go; those of
+        // drop folder files, the pin file and the store are kept apart.
+        self.errors
+            .lock()
+            .expect("errors lock poisoned")
+            .retain(|subject, _| {
+                let flow = subject.strip_suffix(" canary").unwrap_or(subject);
+                subject.contains(std::path::MAIN_SEPARATOR)
+                    || subject == "pin file"
+                    || names.iter().any(|name| name == flow)
+                    || pins.canary.contains_key(flow)
+            });
         for name in pins.canary.keys().filter(|name| !names.contains(name)) {
             let reason = format!("canary: {name} has a canary but no pinned build beside it");
             if self.record_error(&canary_subject(name), &reason) {
@@ -280,15 +297,20 @@ impl Registry {
                 Err(error) => {
                     let reason = format!("{error:#}");
                     if self.record_error(&name, &reason) {
-                        let kept = current
-                            .get(&name)
-                            .map(|kept| kept.manifest.version.as_str());
-                        warn!(
-                            flow = %name,
-                            error = %reason,
-                            kept = ?kept,
-                            "build rejected, flow keeps the build it had"
-                        );
+                        metrics::increment("flowbot_reloads_total", &[("result", "pin_rejected")]);
+                        match current.get(&name) {
+                            Some(kept) => warn!(
+                                flow = %name,
+                                error = %reason,
+                                kept = %kept.manifest.version,
+                                "build rejected, flow keeps the build it had"
+                            ),
+                            None => warn!(
+                                flow = %name,
+                                error = %reason,
+                                "build rejected, flow not served"
+                            ),
+                        }
                     }
                     if let Some(selection) = current.selection(&name) {
                         next.insert_selection(selection.clone());
@@ -343,10 +365,14 @@ impl Registry {
                 .map(|artifact| format!("sha256:{}", artifact.digest))
                 .collect();
             if same_version.is_empty() {
-                bail!("pinned build {name} {version} sha256:{digest} is not installed");
+                bail!(
+                    "pinned build {name} {version} sha256:{digest} is not installed: \
+                     install it with `flowbot flows install FILE` or pin another build"
+                );
             }
             bail!(
-                "digest mismatch: {name} {version} is pinned to sha256:{digest}, but the installed builds of it are {}",
+                "digest mismatch: {name} {version} is pinned to sha256:{digest}, which is not \
+                 installed; the installed builds of {name} {version} are {}",
                 same_version.join(", ")
             );
         };

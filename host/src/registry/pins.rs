@@ -26,6 +26,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
+use super::artifacts::write_atomically;
+
 /// The environment that follows the newest builds when it has no pin file.
 pub const DEV_ENVIRONMENT: &str = "dev";
 /// Earlier pins kept per flow for `flowbot flows rollback`.
@@ -150,13 +152,43 @@ impl PinFile {
         let text = format!(
             "# Flow versions of the {name} environment, written by `flowbot flows`.\n\n{body}"
         );
-        let path = pin_file_path(dir, name);
-        let temporary = dir.join(format!(".{name}.toml.tmp"));
-        std::fs::write(&temporary, text)
-            .with_context(|| format!("failed to write {}", temporary.display()))?;
-        std::fs::rename(&temporary, &path)
-            .with_context(|| format!("failed to replace {}", path.display()))?;
-        Ok(())
+        write_atomically(&pin_file_path(dir, name), text.as_bytes())
+    }
+
+    /// Reads the pin file of environment `name` (empty when there is none),
+    /// applies `change` and writes it back, holding a lock on
+    /// `.<name>.lock` throughout, so commands run at the same time cannot
+    /// lose each other's changes. Returns what `change` returned.
+    pub fn update<T>(
+        dir: &Path,
+        name: &str,
+        change: impl FnOnce(&mut PinFile) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        validate_environment_name(name)?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create {}", dir.display()))?;
+        let lock_path = dir.join(format!(".{name}.lock"));
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("failed to open {}", lock_path.display()))?;
+        lock.lock()
+            .with_context(|| format!("failed to lock {}", lock_path.display()))?;
+
+        let mut file = if pin_file_path(dir, name).exists() {
+            Self::load(dir, name)?
+        } else {
+            Self {
+                follow_newest: name == DEV_ENVIRONMENT,
+                ..Self::default()
+            }
+        };
+        let result = change(&mut file)?;
+        file.save(dir, name)?;
+        // The lock is released when `lock` is dropped here.
+        Ok(result)
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -180,9 +212,17 @@ impl PinFile {
         Ok(())
     }
 
-    /// Pins `flow` to `pin`, keeping the previous pin in the history.
-    /// Returns the previous pin, if there was one.
+    /// Pins `flow` to `pin`, keeping the previous pin in the history, and
+    /// ends a canary of the same build, which is then promoted. Returns the
+    /// previous pin, if there was one.
     pub fn pin(&mut self, flow: &str, pin: Pin) -> Option<Pin> {
+        if self
+            .canary
+            .get(flow)
+            .is_some_and(|canary| canary.hex_digest() == pin.hex_digest())
+        {
+            self.canary.remove(flow);
+        }
         let previous = self.flows.insert(flow.to_owned(), pin.clone());
         if let Some(previous) = &previous
             && *previous != pin
@@ -197,6 +237,9 @@ impl PinFile {
 
     /// Puts `flow` back on the pin before the current one and returns it.
     pub fn rollback(&mut self, flow: &str) -> anyhow::Result<Pin> {
+        if !self.flows.contains_key(flow) {
+            bail!("flow {flow} is not pinned in this environment");
+        }
         let Some(previous) = self.history.get_mut(flow).and_then(Vec::pop) else {
             bail!("flow {flow} has no earlier pin to roll back to");
         };
@@ -250,6 +293,43 @@ mod tests {
         assert_eq!(restored, Pin::new("0.1.0", DIGEST_A));
         assert_eq!(file.flows["workouts"], restored);
         assert!(file.rollback("workouts").is_err(), "history is used up");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn pinning_the_canary_build_ends_the_canary() {
+        let mut file = PinFile::default();
+        file.pin("workouts", Pin::new("0.1.0", DIGEST_A));
+        file.canary.insert(
+            "workouts".to_owned(),
+            CanaryPin {
+                version: "0.2.0".to_owned(),
+                digest: format!("sha256:{DIGEST_B}"),
+                percent: 20,
+            },
+        );
+        file.pin("workouts", Pin::new("0.2.0", DIGEST_B));
+        assert!(file.canary.is_empty());
+    }
+
+    #[test]
+    fn updates_at_once_keep_every_change() {
+        let dir = temp_dir("update");
+        let flows: Vec<String> = (0..8).map(|index| format!("flow{index}")).collect();
+        std::thread::scope(|scope| {
+            for flow in &flows {
+                let dir = &dir;
+                scope.spawn(move || {
+                    PinFile::update(dir, "staging", |file| {
+                        file.pin(flow, Pin::new("1.0.0", DIGEST_A));
+                        Ok(())
+                    })
+                    .unwrap();
+                });
+            }
+        });
+        let file = PinFile::load(&dir, "staging").unwrap();
+        assert_eq!(file.flows.len(), flows.len());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -91,8 +91,9 @@ async fn backlog_after_downtime_is_worked_off_in_order() -> anyhow::Result<()> {
         .find_map(|line| line.strip_prefix("flowbot_updates_total{outcome=\"handled\"} "))
         .and_then(|value| value.parse::<f64>().ok());
     assert_eq!(handled, Some(BACKLOG_UPDATES as f64), "{metrics}");
-    let flow_calls = "flowbot_flow_calls_total{flow=\"workouts\",version=\"0.1.0\",result=\"ok\"}";
+    let flow_calls = "flowbot_flow_calls_total{flow=\"workouts\",version=\"0.1.0\",digest=\"";
     assert!(metrics.contains(flow_calls), "{metrics}");
+    assert!(metrics.contains("\",result=\"ok\"} "), "{metrics}");
     host.stop()?;
     Ok(())
 }

@@ -348,8 +348,8 @@ impl Handler {
 
     /// Invokes `flow_name` and turns its outcome into a plan. A failed flow
     /// gives a plan with only an apology, which changes no state. `failures`
-    /// counts the flow's failed calls in a row in this conversation; after
-    /// [`FAILURES_BEFORE_RESET`] of them its stored state is reset, since
+    /// counts the flow's failed calls in a row in this conversation. After
+    /// [`FAILURES_BEFORE_RESET`] of them its stored state is reset, because
     /// the state itself may be what makes the flow fail.
     async fn invoke(
         &self,
@@ -478,8 +478,9 @@ impl Handler {
     /// The assigned build (pinned, or canary for this user) serves when it
     /// reads the stored schema, directly or by migration. Otherwise a
     /// conversation in the middle of a dialog stays on the build that wrote
-    /// its state until the dialog ends; outside a dialog, or when that
-    /// build is gone, the state is reset.
+    /// its state until the dialog ends. Outside a dialog, or when that build
+    /// is not installed, the state is reset. When that build is installed
+    /// but cannot be loaded now, the update gets an apology instead.
     async fn choose_build(
         &self,
         assigned: Arc<FlowComponent>,

@@ -3,7 +3,7 @@
 //! Builds arrive in the drop folder (`flows.dir`, where `scripts/build-flows`
 //! writes) or through `flowbot flows install`, and are installed into the
 //! plugin store ([`artifacts`]). The environment's pin file ([`pins`]) then
-//! says which installed build of each flow serves new conversations. A
+//! names the installed build of each flow that serves new conversations. A
 //! [`Registry::reload`] does both steps off the hot path and swaps the new
 //! [`FlowSet`] in at once; updates in flight keep the set they started with.
 //!
@@ -45,7 +45,7 @@ pub enum RegistryError {
     Load(anyhow::Error),
 }
 
-/// Where the registry finds builds and pins.
+/// Locations of the drop folder, the plugin store and the pin files.
 #[derive(Debug, Clone)]
 pub struct RegistryPaths {
     /// Drop folder: every `*.wasm` written here is installed.
@@ -66,7 +66,7 @@ struct LoadedBuild {
     last_used: Instant,
 }
 
-/// What one reload changed.
+/// The changes one reload made.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ReloadReport {
     /// True when the serving set was replaced.
@@ -93,7 +93,8 @@ pub struct Registry {
     loaded: Mutex<HashMap<String, LoadedBuild>>,
     /// Files of the drop folder already installed or rejected.
     seen: Mutex<HashMap<PathBuf, Fingerprint>>,
-    /// Why the newest attempt to serve each flow failed, for `/flows`.
+    /// Reasons for the newest failed attempt to serve each flow, by flow or
+    /// file, for `/flows`.
     errors: Mutex<BTreeMap<String, String>>,
     /// One reload at a time; a reload requested meanwhile waits its turn.
     reload_lock: tokio::sync::Mutex<()>,

@@ -75,7 +75,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         },
     };
 
-    // The pool holds every instance that can run at once: one per update
+    // The pool has room for every instance that can run at once: one per update
     // being handled, plus a few for builds being loaded.
     let pool_size = u32::try_from(config.dispatch.max_concurrent + LOADING_INSTANCES)
         .context("dispatch.max_concurrent is too large")?;

@@ -25,7 +25,7 @@ use crate::registry::{Registry, ReloadReport};
 /// written through a rename arrive whole; a file written in chunks that is
 /// read too early fails to compile and is read again on its next change.
 pub const QUIET: Duration = Duration::from_millis(25);
-/// Longest wait from the first event to the reload, however busy the folder.
+/// Maximum wait from the first event to the reload, however busy the folder.
 pub const MAX_DELAY: Duration = Duration::from_secs(1);
 /// Interval of the rescan that runs without any event.
 pub const RESCAN: Duration = Duration::from_secs(5);

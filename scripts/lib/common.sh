@@ -6,7 +6,7 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 FLOWS_DIR="$TARGET_DIR/flows"
 FLOW_CRATES=(workouts exercises)
 # Flows built only for the tests, never shipped: one misbehaves on purpose,
-# the other tells its version in every reply.
+# the other names its version in every reply.
 TEST_FLOW_CRATES=(hostile tally)
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -47,7 +47,7 @@ build_test_flows() {
     build_flows "${TEST_FLOW_CRATES[*]}" "$TEST_FLOWS_DIR"
     build_flow_variant tally schema2 tally-schema2
     build_flow_variant tally schema2-no-migrate tally-schema2-no-migrate
-    # The plain build last, so target/ holds it for the next run.
+    # The plain build last, so target/ contains it for the next run.
     build_flows tally "$TEST_FLOWS_DIR"
 }
 

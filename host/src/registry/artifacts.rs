@@ -4,7 +4,7 @@
 //! Layout under the store's root:
 //!
 //! - `<name>/<version>/<digest>.wasm`: the component, exactly as installed.
-//! - `<name>/<version>/<digest>.json`: what the registry knows about it
+//! - `<name>/<version>/<digest>.json`: the metadata the registry reads
 //!   without compiling it (an [`Artifact`]).
 //! - `.compiled/<digest>-<engine>.cwasm`: compiled code, keyed by the
 //!   digest and by wasmtime's compatibility hash of the engine settings,
@@ -191,7 +191,7 @@ impl ArtifactStore {
         write_atomically(&component, bytes)?;
         let metadata = serde_json::to_vec_pretty(&artifact).context("failed to encode metadata")?;
         write_atomically(&component.with_extension("json"), &metadata)?;
-        // A change in the root folder itself tells a watching host that a
+        // A change in the root folder itself notifies a watching host that a
         // build was installed, since the watch does not reach subfolders.
         write_atomically(&self.root.join(".installed"), artifact.digest.as_bytes())?;
         Ok(artifact)

@@ -103,7 +103,7 @@ pub struct Commit<'a> {
     /// Button press to remember for double-tap detection.
     pub tap: Option<&'a str>,
     /// New failure count of the flow invoked, as `<flow>:<n>`; `None`
-    /// keeps the stored one, as for updates the host answers itself.
+    /// keeps the stored one, as for updates the host handles itself.
     pub failures: Option<&'a str>,
     /// Serialized outbound actions, appended to the outbox in order.
     pub outbox: &'a [String],

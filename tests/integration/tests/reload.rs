@@ -310,7 +310,7 @@ async fn unreadable_state_resets_with_a_notice() -> anyhow::Result<()> {
     let cases = [
         // Undecodable bytes under the build's own schema.
         (1001, "not json", "1"),
-        // A schema no loaded build reads, from a build nobody has.
+        // A schema no loaded build reads, from a build that is not installed.
         (1002, "{}", "9"),
         // A record the host cannot parse.
         (1003, "{}", "not a number"),

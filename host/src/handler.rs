@@ -112,6 +112,7 @@ impl Handler {
             user_id = inbound.key.user_id,
         );
         async {
+            let mut committed_outbox = None;
             match &inbound.kind {
                 InboundKind::Membership { active } => {
                     self.change_membership(&inbound, *active).await
@@ -125,11 +126,15 @@ impl Handler {
                         thread_id: inbound.key.thread_id,
                         callback_query_id: callback_query_id.clone(),
                     };
-                    self.apply(&inbound, view, &target).await;
+                    committed_outbox = self.apply(&inbound, view, &target).await;
                 }
                 InboundKind::Resume => {}
             }
-            match self.sender.flush(inbound.key).await {
+            let delivered = match &committed_outbox {
+                Some(entries) => self.sender.deliver(inbound.key, entries).await,
+                None => self.sender.flush(inbound.key).await,
+            };
+            match delivered {
                 Ok(Delivered::Sent) => {}
                 Ok(Delivered::ChatGone) => info!("chat is gone, outbox dropped"),
                 Err(error) => {
@@ -157,7 +162,14 @@ impl Handler {
     }
 
     /// Handles a flow update, retrying on revision conflicts and store errors.
-    async fn apply(&self, inbound: &Inbound, view: &Update, target: &Target) {
+    /// Returns the outbox as the commit left it, or `None` when nothing was
+    /// committed.
+    async fn apply(
+        &self,
+        inbound: &Inbound,
+        view: &Update,
+        target: &Target,
+    ) -> Option<Vec<String>> {
         let _permit = self
             .permits
             .acquire()
@@ -166,7 +178,7 @@ impl Handler {
         let mut backoff = Duration::from_millis(100);
         for attempt in 1..=MAX_ATTEMPTS {
             match self.try_handle(inbound, view, target).await {
-                Ok(()) => return,
+                Ok(outbox) => return outbox,
                 Err(StoreError::Conflict(_)) => {
                     debug!(attempt, "revision conflict, handling the update again")
                 }
@@ -182,27 +194,32 @@ impl Handler {
             "update not applied; it stays in the inbox for the next start"
         );
         metrics::increment("flowbot_updates_total", &[("outcome", "not_applied")]);
+        None
     }
 
     /// Runs one attempt against freshly loaded state. Flow failures become
-    /// an apology in the plan; only store errors are returned.
+    /// an apology in the plan; only store errors are returned. Returns the
+    /// outbox after the commit, or `None` for an update skipped without one.
     async fn try_handle(
         &self,
         inbound: &Inbound,
         view: &Update,
         target: &Target,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<Vec<String>>, StoreError> {
         let key = inbound.key;
-        let conversation = self.store.load(key).await?;
-        if self.store.is_applied(key, inbound.update_id).await? {
+        let loaded = self.store.load_for_update(key, inbound.update_id).await?;
+        let conversation = loaded.conversation;
+        if loaded.already_applied {
             info!("update already applied, skipped");
             metrics::increment("flowbot_updates_total", &[("outcome", "duplicate")]);
-            return self.store.drop_from_inbox(key, inbound.update_id).await;
+            self.store.drop_from_inbox(key, inbound.update_id).await?;
+            return Ok(None);
         }
-        if self.store.is_chat_inactive(key.chat_id).await? {
+        if loaded.chat_inactive {
             debug!("chat is inactive, flows are not invoked until the bot is a member again");
             metrics::increment("flowbot_updates_total", &[("outcome", "chat_inactive")]);
-            return self.store.drop_from_inbox(key, inbound.update_id).await;
+            self.store.drop_from_inbox(key, inbound.update_id).await?;
+            return Ok(None);
         }
 
         // A press of the same button again within the window is answered
@@ -340,10 +357,10 @@ impl Handler {
             failures: plan.failures.as_deref(),
             outbox: &outbox,
         };
-        self.store.commit(key, &commit).await?;
+        let committed = self.store.commit(key, &commit).await?;
         let outcome = if repeated { "double_tap" } else { "handled" };
         metrics::increment("flowbot_updates_total", &[("outcome", outcome)]);
-        Ok(())
+        Ok(Some(committed.outbox))
     }
 
     /// Invokes `flow_name` and turns its outcome into a plan. A failed flow

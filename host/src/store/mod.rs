@@ -63,6 +63,55 @@ impl Conversation {
     }
 }
 
+/// A conversation's record with the two checks made before an update is
+/// handled; see [`StateStore::load_for_update`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    pub conversation: Conversation,
+    /// The update's effects are already committed.
+    pub already_applied: bool,
+    /// The bot may not write to the chat (blocked, kicked).
+    pub chat_inactive: bool,
+}
+
+/// Builds a [`Conversation`] from the fields of its hash at `redis_key`.
+fn decode_conversation(
+    redis_key: &str,
+    fields: Vec<(String, String)>,
+) -> Result<Conversation, StoreError> {
+    let mut conversation = Conversation::default();
+    for (field, value) in fields {
+        let invalid = |reason: String| StoreError::Decode {
+            key: redis_key.to_owned(),
+            reason,
+        };
+        match field.as_str() {
+            "rev" => {
+                conversation.revision = value
+                    .parse()
+                    .map_err(|_| invalid(format!("rev {value:?}")))?;
+            }
+            "last_update" => {
+                let update_id = value
+                    .parse()
+                    .map_err(|_| invalid(format!("last_update {value:?}")))?;
+                conversation.last_update_id = Some(update_id);
+            }
+            "active" => conversation.active_flow = Some(value),
+            "last_tap" => conversation.last_tap = Some(value),
+            "failures" => {
+                let parsed = value
+                    .rsplit_once(':')
+                    .and_then(|(flow, count)| Some((flow.to_owned(), count.parse().ok()?)));
+                conversation.failures =
+                    Some(parsed.ok_or_else(|| invalid(format!("failures {value:?}")))?);
+            }
+            _ => {}
+        }
+    }
+    Ok(conversation)
+}
+
 /// One flow's stored state for a conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowState {
@@ -109,10 +158,20 @@ pub struct Commit<'a> {
     pub outbox: &'a [String],
 }
 
+/// What a commit leaves behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The conversation's new revision.
+    pub revision: u64,
+    /// The conversation's whole outbox after the commit, oldest first: entries
+    /// left unsent by earlier updates, then this commit's.
+    pub outbox: Vec<String>,
+}
+
 /// Checks the revision, then in one step writes the conversation record
 /// and the flow state, records the update as applied, removes it from the
 /// inbox, and appends the outbound actions to the outbox. Returns the new
-/// revision, or -1 on a revision mismatch.
+/// revision and the whole outbox, or -1 and nothing on a revision mismatch.
 ///
 /// The applied set keeps the newest 100 update ids by revision, not by id,
 /// because Telegram picks the next `update_id` at random after a week
@@ -127,7 +186,7 @@ pub struct Commit<'a> {
 const COMMIT_SCRIPT: &str = r#"
 local rev = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')
 if rev ~= tonumber(ARGV[1]) then
-  return -1
+  return {-1, {}}
 end
 rev = rev + 1
 redis.call('HSET', KEYS[1], 'rev', rev, 'last_update', ARGV[2])
@@ -161,7 +220,7 @@ if ttl > 0 then
     redis.call('EXPIRE', KEYS[2], ttl)
   end
 end
-return rev
+return {rev, redis.call('LRANGE', KEYS[4], 0, -1)}
 "#;
 
 /// Redis-backed store of conversations and flow state for one bot.
@@ -207,37 +266,32 @@ impl StateStore {
     pub async fn load(&self, key: ConversationKey) -> Result<Conversation, StoreError> {
         let redis_key = self.conversation_key(key);
         let fields: Vec<(String, String)> = self.connection.clone().hgetall(&redis_key).await?;
-        let mut conversation = Conversation::default();
-        for (field, value) in fields {
-            let invalid = |reason: String| StoreError::Decode {
-                key: redis_key.clone(),
-                reason,
-            };
-            match field.as_str() {
-                "rev" => {
-                    conversation.revision = value
-                        .parse()
-                        .map_err(|_| invalid(format!("rev {value:?}")))?;
-                }
-                "last_update" => {
-                    let update_id = value
-                        .parse()
-                        .map_err(|_| invalid(format!("last_update {value:?}")))?;
-                    conversation.last_update_id = Some(update_id);
-                }
-                "active" => conversation.active_flow = Some(value),
-                "last_tap" => conversation.last_tap = Some(value),
-                "failures" => {
-                    let parsed = value
-                        .rsplit_once(':')
-                        .and_then(|(flow, count)| Some((flow.to_owned(), count.parse().ok()?)));
-                    conversation.failures =
-                        Some(parsed.ok_or_else(|| invalid(format!("failures {value:?}")))?);
-                }
-                _ => {}
-            }
-        }
-        Ok(conversation)
+        decode_conversation(&redis_key, fields)
+    }
+
+    /// Reads what handling `update_id` starts from in one round trip: the
+    /// conversation record, whether the update was already applied, and
+    /// whether its chat is inactive. The three reads see one moment, and a
+    /// commit later checks the revision, so nothing changes in between
+    /// unnoticed.
+    pub async fn load_for_update(
+        &self,
+        key: ConversationKey,
+        update_id: i64,
+    ) -> Result<Loaded, StoreError> {
+        let redis_key = self.conversation_key(key);
+        let (fields, applied_score, chat_inactive): (Vec<(String, String)>, Option<f64>, bool) =
+            redis::pipe()
+                .hgetall(&redis_key)
+                .zscore(self.applied_key(key), update_id)
+                .hexists(self.chat_key(key.chat_id), "inactive")
+                .query_async(&mut self.connection.clone())
+                .await?;
+        Ok(Loaded {
+            conversation: decode_conversation(&redis_key, fields)?,
+            already_applied: applied_score.is_some(),
+            chat_inactive,
+        })
     }
 
     pub async fn load_state(
@@ -273,12 +327,12 @@ impl StateStore {
         }))
     }
 
-    /// Applies `commit` atomically and returns the new revision.
+    /// Applies `commit` atomically.
     pub async fn commit(
         &self,
         key: ConversationKey,
         commit: &Commit<'_>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Committed, StoreError> {
         let state_key = match commit.flow {
             Some(flow) => self.state_key(key, flow),
             None => format!("{}:{{{key}}}:state", self.namespace),
@@ -315,10 +369,11 @@ impl StateStore {
         for entry in commit.outbox {
             invocation.arg(entry);
         }
-        let revision: i64 = invocation
+        let (revision, outbox): (i64, Vec<String>) = invocation
             .invoke_async(&mut self.connection.clone())
             .await?;
-        u64::try_from(revision).map_err(|_| StoreError::Conflict(key))
+        let revision = u64::try_from(revision).map_err(|_| StoreError::Conflict(key))?;
+        Ok(Committed { revision, outbox })
     }
 
     /// Records whether the bot may write to `chat_id`.
@@ -331,14 +386,5 @@ impl StateStore {
             let _: () = connection.hdel(&key, "inactive").await?;
         }
         Ok(())
-    }
-
-    pub async fn is_chat_inactive(&self, chat_id: i64) -> Result<bool, StoreError> {
-        let inactive: bool = self
-            .connection
-            .clone()
-            .hexists(self.chat_key(chat_id), "inactive")
-            .await?;
-        Ok(inactive)
     }
 }

@@ -110,20 +110,6 @@ impl StateStore {
         format!("{}:{{{key}}}:applied", self.namespace)
     }
 
-    /// True when `update_id` was already applied to the conversation.
-    pub async fn is_applied(
-        &self,
-        key: ConversationKey,
-        update_id: i64,
-    ) -> Result<bool, StoreError> {
-        let score: Option<f64> = self
-            .connection
-            .clone()
-            .zscore(self.applied_key(key), update_id)
-            .await?;
-        Ok(score.is_some())
-    }
-
     /// Returns the conversation's outbox entries, oldest first.
     pub async fn outbox(&self, key: ConversationKey) -> Result<Vec<String>, StoreError> {
         let entries: Vec<String> = self

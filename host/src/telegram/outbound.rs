@@ -68,12 +68,21 @@ impl Sender {
     /// once Telegram accepted it or the policy settled it. An entry is sent a
     /// second time only if the host stops between sending and removing it.
     pub async fn flush(&self, key: ConversationKey) -> Result<Delivered, StoreError> {
-        loop {
-            let entries = self.store.outbox(key).await?;
-            let Some(first) = entries.first() else {
-                return Ok(Delivered::Sent);
-            };
-            let outgoing: Outgoing = match serde_json::from_str(first) {
+        let entries = self.store.outbox(key).await?;
+        self.deliver(key, &entries).await
+    }
+
+    /// Like [`Sender::flush`], for a caller that knows the outbox holds
+    /// exactly `entries`, such as the worker that just committed them. Only
+    /// the conversation's own worker appends to its outbox or pops from it,
+    /// so the entries cannot change in the meantime.
+    pub async fn deliver(
+        &self,
+        key: ConversationKey,
+        entries: &[String],
+    ) -> Result<Delivered, StoreError> {
+        for (index, entry) in entries.iter().enumerate() {
+            let outgoing: Outgoing = match serde_json::from_str(entry) {
                 Ok(outgoing) => outgoing,
                 Err(error) => {
                     warn!(%error, "invalid outbox entry dropped");
@@ -81,7 +90,7 @@ impl Sender {
                     continue;
                 }
             };
-            if is_superseded(&outgoing, &entries[1..]) {
+            if is_superseded(&outgoing, &entries[index + 1..]) {
                 debug!(
                     chat_id = outgoing.target.chat_id,
                     "edit superseded by a newer one, skipped"
@@ -95,6 +104,7 @@ impl Sender {
             }
             self.store.pop_outbox(key).await?;
         }
+        Ok(Delivered::Sent)
     }
 
     /// Sends one action, applying the error policy until it is settled.

@@ -39,8 +39,9 @@ async fn commit_then_load_round_trips() -> anyhow::Result<()> {
     let store = store(&redis).await;
     let key = ConversationKey::new(1001, 1001);
 
-    let revision = store.commit(key, &put(0, 100101, b"{\"sets\":1}")).await?;
-    assert_eq!(revision, 1);
+    let committed = store.commit(key, &put(0, 100101, b"{\"sets\":1}")).await?;
+    assert_eq!(committed.revision, 1);
+    assert!(committed.outbox.is_empty());
 
     let conversation = store.load(key).await?;
     assert_eq!(conversation.revision, 1);
@@ -146,12 +147,16 @@ async fn chat_inactive_flag_toggles() -> anyhow::Result<()> {
     let redis = RedisServer::start()?;
     let store = store(&redis).await;
 
-    assert!(!store.is_chat_inactive(1001).await?);
+    let inactive = async |chat_id| -> anyhow::Result<bool> {
+        let key = ConversationKey::new(chat_id, chat_id);
+        Ok(store.load_for_update(key, 1).await?.chat_inactive)
+    };
+    assert!(!inactive(1001).await?);
     store.set_chat_inactive(1001, true).await?;
-    assert!(store.is_chat_inactive(1001).await?);
-    assert!(!store.is_chat_inactive(1002).await?);
+    assert!(inactive(1001).await?);
+    assert!(!inactive(1002).await?);
     store.set_chat_inactive(1001, false).await?;
-    assert!(!store.is_chat_inactive(1001).await?);
+    assert!(!inactive(1001).await?);
     Ok(())
 }
 
@@ -181,16 +186,30 @@ async fn commit_moves_update_from_inbox_to_outbox() -> anyhow::Result<()> {
         outbox: &outbox,
         ..put(0, 11, b"x")
     };
-    store.commit(key, &commit).await?;
+    let committed = store.commit(key, &commit).await?;
     assert_eq!(
         store.inbox(key).await?,
         vec![stashed(key, 10), stashed(key, 12)],
         "only the committed update left the inbox"
     );
     assert_eq!(store.outbox(key).await?, outbox.to_vec());
+    assert_eq!(committed.outbox, outbox.to_vec());
 
     store.pop_outbox(key).await?;
     assert_eq!(store.outbox(key).await?, vec!["second".to_owned()]);
+
+    // The next commit returns what is still unsent before its own entries.
+    let third = ["third".to_owned()];
+    let commit = Commit {
+        outbox: &third,
+        ..put(1, 12, b"y")
+    };
+    let committed = store.commit(key, &commit).await?;
+    assert_eq!(
+        committed.outbox,
+        vec!["second".to_owned(), "third".to_owned()]
+    );
+    assert_eq!(store.outbox(key).await?, committed.outbox);
     Ok(())
 }
 
@@ -238,12 +257,15 @@ async fn applied_ids_survive_a_random_jump() -> anyhow::Result<()> {
     let store = store(&redis).await;
     let key = ConversationKey::new(1001, 1001);
 
+    let applied = async |update_id| -> anyhow::Result<bool> {
+        Ok(store.load_for_update(key, update_id).await?.already_applied)
+    };
     store.commit(key, &put(0, 900_000, b"a")).await?;
-    assert!(!store.is_applied(key, 7).await?);
+    assert!(!applied(7).await?);
     store.commit(key, &put(1, 7, b"b")).await?;
-    assert!(store.is_applied(key, 900_000).await?);
-    assert!(store.is_applied(key, 7).await?);
-    assert!(!store.is_applied(key, 8).await?);
+    assert!(applied(900_000).await?);
+    assert!(applied(7).await?);
+    assert!(!applied(8).await?);
     Ok(())
 }
 

@@ -13,6 +13,7 @@
 //! | `load`      | users, their dialog, judging replies, the event router      |
 //! | `processes` | redis-server and host child processes, temporary folders    |
 //! | `probes`    | call cost, reload latency, deadline to apology, after load  |
+//! | `reloads`   | new builds and pin changes during the load                  |
 //! | `procfs`    | CPU time and RSS from `/proc/<pid>/stat` and `status`       |
 //! | `report`    | percentiles, error totals, the text report and JSON line    |
 
@@ -20,6 +21,7 @@ mod load;
 mod probes;
 mod processes;
 mod procfs;
+mod reloads;
 mod report;
 
 use std::collections::{HashMap, HashSet};
@@ -40,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 use crate::load::{LoadContext, UserOutcome, UserPlan};
 use crate::processes::{HostProcess, RedisServer, TempDir};
 use crate::procfs::{MachineUsage, ProcessUsage};
+use crate::reloads::{Operator, ReloadPlan};
 use crate::report::{MachineWindow, Report, RunData, RunEnd, Settings, UsageWindow};
 
 /// User id of the first simulated user. The others follow in order.
@@ -136,6 +139,17 @@ struct Cli {
     /// folder during the load, in milliseconds. 0 writes none.
     #[arg(long, default_value_t = 0)]
     reload_every_ms: u64,
+    /// Interval at which the dev environment's pin of workouts moves to
+    /// another build during the load, in milliseconds, as an operator's
+    /// `flowbot flows pin` does. The builds are installed, and so compiled,
+    /// before the load. 0 changes no pin.
+    #[arg(long, default_value_t = 0, conflicts_with = "reload_every_ms")]
+    pin_every_ms: u64,
+    /// Builds installed for --pin-every-ms. The pins go through them in
+    /// turn, so with more changes than builds the later changes pin builds
+    /// that the host still has in memory.
+    #[arg(long, default_value_t = 15)]
+    pin_builds: usize,
     /// Folder of the built test flows tally and hostile, for --probes
     /// [default: target/test-flows in the workspace].
     #[arg(long)]
@@ -355,6 +369,31 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
         ("FLOWBOT_FLOWS_DIR", flows_dir.as_ref()),
         ("RUST_LOG", cli.host_log_filter.as_str()),
     ];
+    let operator = Operator {
+        host_binary: paths.host.clone(),
+        config: config_path.clone(),
+        drop_dir: drop_dir.clone(),
+    };
+    // Builds for the pin changes are installed before the host starts, so
+    // their compiles are not part of the run.
+    let reloads = if cli.pin_every_ms > 0 {
+        eprintln!(
+            "==> installing {} workouts builds to pin during the load",
+            cli.pin_builds
+        );
+        ReloadPlan::Pins {
+            installed: reloads::install_builds(&operator, work_dir.path(), cli.pin_builds).await?,
+            operator: operator.clone(),
+            interval: Duration::from_millis(cli.pin_every_ms),
+        }
+    } else if cli.reload_every_ms > 0 {
+        ReloadPlan::Builds {
+            drop_dir: drop_dir.clone(),
+            interval: Duration::from_millis(cli.reload_every_ms),
+        }
+    } else {
+        ReloadPlan::None
+    };
     let mut host = HostProcess::spawn(&paths.host, &config_path, &env, &log_path)?;
     eprintln!(
         "==> host {} started (pid {}), output in {}",
@@ -363,15 +402,13 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
         host.log_path().display()
     );
 
-    let mut result = measure(&cli, &sim, &mut host, &redis, &drop_dir, deadline).await;
+    let mut result = measure(&cli, &sim, &mut host, &redis, reloads, deadline).await;
     if cli.probes > 0
         && let Ok(report) = &mut result
     {
         let setup = probes::ProbeSetup {
             sim: &sim,
-            host_binary: &paths.host,
-            config: &config_path,
-            drop_dir: &drop_dir,
+            operator: &operator,
             environments_dir: &environments,
             metrics_address: &metrics_address,
             tally: std::fs::read(paths.test_flows_dir.join("tally.wasm"))?,
@@ -403,7 +440,7 @@ async fn measure(
     sim: &Simulator,
     host: &mut HostProcess,
     redis: &RedisServer,
-    drop_dir: &Path,
+    reloads: ReloadPlan,
     deadline: Instant,
 ) -> anyhow::Result<Report> {
     wait_until_polling(sim, host, deadline).await?;
@@ -441,13 +478,8 @@ async fn measure(
     );
     let load_started = Instant::now();
     let stop_reloads = CancellationToken::new();
-    let reloader = (cli.reload_every_ms > 0).then(|| {
-        spawn_reloader(
-            drop_dir.to_owned(),
-            Duration::from_millis(cli.reload_every_ms),
-            stop_reloads.clone(),
-        )
-    });
+    let reloads_are_pins = matches!(reloads, ReloadPlan::Pins { .. });
+    let reloader = reloads.spawn(stop_reloads.clone());
     let mut users = JoinSet::new();
     for (plan, inbox) in plans.into_iter().zip(inboxes) {
         users.spawn(load::run_user(context.clone(), plan, inbox));
@@ -455,7 +487,7 @@ async fn measure(
     let (mut outcomes, end) = supervise(&mut users, &context, host, &mut monitor, deadline).await?;
     let load_ended = Instant::now();
     let usage = monitor.finish(host.pid(), redis.pid());
-    let reloads_written = match reloader {
+    let reloads_made = match reloader {
         Some(reloader) => {
             stop_reloads.cancel();
             reloader.await.context("reloader task failed")??
@@ -489,43 +521,12 @@ async fn measure(
         end,
     };
     let mut report = Report::new(&data);
-    report.reloads_written = reloads_written;
+    if reloads_are_pins {
+        report.pins_changed = reloads_made;
+    } else {
+        report.reloads_written = reloads_made;
+    }
     Ok(report)
-}
-
-/// Writes a new workouts build to `drop_dir` every `interval` until `stop`,
-/// and returns how many it wrote. Each build is the original with a custom
-/// section that numbers it, so it has a digest of its own and behaves the
-/// same.
-fn spawn_reloader(
-    drop_dir: PathBuf,
-    interval: Duration,
-    stop: CancellationToken,
-) -> tokio::task::JoinHandle<anyhow::Result<usize>> {
-    tokio::spawn(async move {
-        let original = std::fs::read(drop_dir.join("workouts.wasm"))?;
-        let mut written = 0;
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return Ok(written),
-                _ = tokio::time::sleep(interval) => {}
-            }
-            written += 1;
-            let mut build = original.clone();
-            let name = b"flowbot-bench-build";
-            let payload = written.to_string();
-            // A custom section: id 0, size, then the name and the payload.
-            // Both sizes stay below 128, so each is one LEB128 byte.
-            build.push(0);
-            build.push((1 + name.len() + payload.len()) as u8);
-            build.push(name.len() as u8);
-            build.extend_from_slice(name);
-            build.extend_from_slice(payload.as_bytes());
-            let temporary = drop_dir.join(".workouts.wasm.tmp");
-            std::fs::write(&temporary, &build)?;
-            std::fs::rename(&temporary, drop_dir.join("workouts.wasm"))?;
-        }
-    })
 }
 
 /// Builds the plans of the normal users, then of the slow ones.

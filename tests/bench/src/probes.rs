@@ -8,16 +8,15 @@
 //! and `hostile`, whose `/spin` never returns, from a drop folder of the
 //! run's own, so the builds written here never reach `target/flows`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use botapi_sim::{SimUser, Simulator};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
+use crate::reloads::{Operator, hex_sha256};
 use crate::report::{Latency, format_duration};
 
 /// Version string of the plain tally build; probes patch it in place.
@@ -44,9 +43,7 @@ pub struct ProbeReport {
 /// Where the probes write builds and pins, and how they reach the host.
 pub struct ProbeSetup<'a> {
     pub sim: &'a Simulator,
-    pub host_binary: &'a Path,
-    pub config: &'a Path,
-    pub drop_dir: &'a Path,
+    pub operator: &'a Operator,
     pub environments_dir: &'a Path,
     pub metrics_address: &'a str,
     pub tally: Vec<u8>,
@@ -59,7 +56,7 @@ pub async fn run(setup: &ProbeSetup<'_>, rounds: usize) -> anyhow::Result<ProbeR
     for round in 1..=rounds {
         let version = format!("1.0.0-c{round:02}");
         let build = patch(&setup.tally, &version)?;
-        let written = write_build(setup.drop_dir, "tally.wasm", &build)?;
+        let written = write_build(&setup.operator.drop_dir, "tally.wasm", &build)?;
         reload_cold.push(first_reply_from(setup.sim, &mut next_user, &version, written).await?);
     }
 
@@ -69,7 +66,7 @@ pub async fn run(setup: &ProbeSetup<'_>, rounds: usize) -> anyhow::Result<ProbeR
         let build = patch(&setup.tally, &version)?;
         let file = setup.environments_dir.join(format!(".probe-{round}.wasm"));
         std::fs::write(&file, &build)?;
-        install(setup, &file)?;
+        setup.operator.install(&file).await?;
         let pin = format!(
             "follow_newest = true\n[flows]\ntally = {{ version = \"{version}\", digest = \"sha256:{}\" }}\n",
             hex_sha256(&build)
@@ -160,26 +157,6 @@ fn write_build(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<Instant> 
     Ok(Instant::now())
 }
 
-/// Installs `file` with `flowbot flows install`, which compiles it into the
-/// plugin store's cache.
-fn install(setup: &ProbeSetup<'_>, file: &PathBuf) -> anyhow::Result<()> {
-    let output = Command::new(setup.host_binary)
-        .arg("--config")
-        .arg(setup.config)
-        .args(["flows", "install"])
-        .arg(file)
-        .env("FLOWBOT_FLOWS_DIR", setup.drop_dir)
-        .output()
-        .context("failed to run flowbot flows install")?;
-    if !output.status.success() {
-        bail!(
-            "flowbot flows install failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(())
-}
-
 /// Sends `GET path` to the host's metrics server and returns the body.
 async fn fetch(address: &str, path: &str) -> anyhow::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -194,13 +171,6 @@ async fn fetch(address: &str, path: &str) -> anyhow::Result<String> {
         .split_once("\r\n\r\n")
         .map(|(_, body)| body.to_owned())
         .unwrap_or_default())
-}
-
-fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
 }
 
 /// Sums every series of counter `name` in a Prometheus text page.

@@ -192,6 +192,8 @@ pub struct Report {
     machine: MachineWindow,
     /// New workouts builds written to the drop folder during the load.
     pub reloads_written: usize,
+    /// Pin changes of workouts to another installed build during the load.
+    pub pins_changed: usize,
     /// Figures of the probes run after the load, when asked for.
     pub probes: Option<ProbeReport>,
 }
@@ -301,6 +303,7 @@ impl Report {
             bench: data.bench,
             machine: data.machine,
             reloads_written: 0,
+            pins_changed: 0,
             probes: None,
         }
     }
@@ -420,6 +423,16 @@ impl Report {
                 ),
             );
         }
+        if self.pins_changed > 0 {
+            row(
+                &mut out,
+                "reloads",
+                format!(
+                    "{} pin changes of workouts to another installed build during the load",
+                    self.pins_changed
+                ),
+            );
+        }
         if let Some(probes) = &self.probes {
             out.push_str(&probes.to_text());
         }
@@ -459,6 +472,7 @@ impl Report {
         fields.insert("latency".to_owned(), self.latency_json());
         fields.insert("errors".to_owned(), self.errors_json());
         fields.insert("reloads_written".to_owned(), json!(self.reloads_written));
+        fields.insert("pins_changed".to_owned(), json!(self.pins_changed));
         if let Some(probes) = &self.probes {
             fields.insert("probes".to_owned(), probes.to_json());
         }

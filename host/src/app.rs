@@ -7,20 +7,20 @@ use anyhow::Context;
 use teloxide::prelude::*;
 use teloxide::types::BotCommand;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
 use crate::breaker::Breakers;
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
+use crate::dispatch::inbox::StoredInbox;
 use crate::handler::Handler;
 use crate::metrics;
 use crate::registry::{FlowSet, Registry, RegistryPaths, ReloadReport};
 use crate::runtime::Runtime;
 use crate::store::{StateStore, StoreError};
-use crate::telegram::inbound::{Inbound, InboundKind, classify};
 use crate::telegram::outbound::Sender;
 use crate::telegram::pacing::Pacer;
-use crate::telegram::polling::{DEAF_AFTER, PollHealth, Poller, parse_stored};
+use crate::telegram::polling::{DEAF_AFTER, PollHealth, Poller};
 use crate::watcher;
 
 /// Time given to updates in progress to finish after a stop was requested.
@@ -113,8 +113,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         config.dispatch.max_concurrent,
         breakers,
     ));
-    let dispatcher = Dispatcher::new(handler);
-    recover(&store, &dispatcher, &bot_username)
+    let inbox = Arc::new(StoredInbox {
+        store: store.clone(),
+        bot_username: bot_username.clone(),
+    });
+    let dispatcher = Dispatcher::new(handler, inbox, config.dispatch.max_queued);
+    recover(&store, &dispatcher)
         .await
         .context("failed to recover pending work from Redis")?;
     let health = Arc::new(PollHealth::default());
@@ -163,50 +167,21 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     Ok(())
 }
 
-/// Dispatches the work a previous run left in Redis: outboxes first, then
-/// stored updates in `update_id` order, per conversation. Runs before polling
-/// starts, so it can also unmark conversations with nothing left.
-async fn recover(
-    store: &StateStore,
-    dispatcher: &Arc<Dispatcher>,
-    bot_username: &str,
-) -> Result<(), StoreError> {
-    let (mut conversations, mut updates, mut idle) = (0, 0, 0);
+/// Dispatches the work a previous run left in Redis: per conversation, the
+/// outbox first, then the stored updates in `update_id` order, read back as
+/// the conversation's worker gets to them. Runs before polling starts, so it
+/// can also unmark conversations with nothing left.
+async fn recover(store: &StateStore, dispatcher: &Arc<Dispatcher>) -> Result<(), StoreError> {
+    let (mut conversations, mut idle) = (0, 0);
     for key in store.pending_conversations().await? {
         if store.unmark_if_idle(key).await? {
             idle += 1;
             continue;
         }
         conversations += 1;
-        if !store.outbox(key).await?.is_empty() {
-            dispatcher.dispatch(Inbound {
-                update_id: 0,
-                key,
-                kind: InboundKind::Resume,
-            });
-        }
-        for stashed in store.inbox(key).await? {
-            let update = match parse_stored(&stashed.raw) {
-                Ok(update) => update,
-                Err(error) => {
-                    warn!(update_id = stashed.update_id, %key, %error, "invalid stored update dropped");
-                    store.drop_from_inbox(key, stashed.update_id).await?;
-                    continue;
-                }
-            };
-            match classify(&update, bot_username) {
-                Ok(inbound) => {
-                    updates += 1;
-                    dispatcher.dispatch(inbound);
-                }
-                Err(ignored) => {
-                    debug!(update_id = ignored.update_id, reason = %ignored.reason, "stored update ignored");
-                    store.drop_from_inbox(key, stashed.update_id).await?;
-                }
-            }
-        }
+        dispatcher.resume(key);
     }
-    info!(conversations, updates, idle, "recovered pending work");
+    info!(conversations, idle, "recovering pending work");
     Ok(())
 }
 

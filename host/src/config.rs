@@ -272,11 +272,17 @@ impl MetricsConfig {
 pub struct DispatchConfig {
     /// Maximum number of updates handled at once across all conversations.
     pub max_concurrent: usize,
+    /// Maximum number of updates one conversation holds in memory. Later
+    /// ones wait in its inbox in Redis until the queue has room.
+    pub max_queued: usize,
 }
 
 impl Default for DispatchConfig {
     fn default() -> Self {
-        Self { max_concurrent: 64 }
+        Self {
+            max_concurrent: 64,
+            max_queued: 32,
+        }
     }
 }
 
@@ -367,6 +373,9 @@ impl Config {
         }
         if self.dispatch.max_concurrent == 0 {
             bail!("invalid dispatch.max_concurrent: it must be at least 1");
+        }
+        if self.dispatch.max_queued == 0 {
+            bail!("invalid dispatch.max_queued: it must be at least 1");
         }
         self.delivery.validate()?;
         self.metrics.address()?;

@@ -83,6 +83,12 @@ enum PlannedWrite {
     Delete,
 }
 
+/// Records how long an update spent in `stage` since `started`.
+fn observe_stage(stage: &str, started: Instant) {
+    let seconds = started.elapsed().as_secs_f64();
+    metrics::observe("flowbot_update_stage_seconds", &[("stage", stage)], seconds);
+}
+
 impl Handler {
     pub fn new(
         runtime: Arc<Runtime>,
@@ -126,14 +132,18 @@ impl Handler {
                         thread_id: inbound.key.thread_id,
                         callback_query_id: callback_query_id.clone(),
                     };
+                    let started = Instant::now();
                     committed_outbox = self.apply(&inbound, view, &target).await;
+                    observe_stage("handle", started);
                 }
                 InboundKind::Resume => {}
             }
+            let started = Instant::now();
             let delivered = match &committed_outbox {
                 Some(entries) => self.sender.deliver(inbound.key, entries).await,
                 None => self.sender.flush(inbound.key).await,
             };
+            observe_stage("deliver", started);
             match delivered {
                 Ok(Delivered::Sent) => {}
                 Ok(Delivered::ChatGone) => info!("chat is gone, outbox dropped"),

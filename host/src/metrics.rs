@@ -25,9 +25,32 @@ type SeriesKey = (&'static str, Vec<(&'static str, String)>);
 static COUNTERS: LazyLock<Mutex<BTreeMap<SeriesKey, f64>>> =
     LazyLock::new(|| Mutex::new(BTreeMap::new()));
 
-/// Help text of each counter, printed as `# HELP` lines.
+/// Upper bounds, in seconds, of the buckets of every histogram.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Observations of one histogram series: their sum, their count and a
+/// count per bucket. Bucket counts are not cumulative, and the last bucket
+/// counts what is above every bound.
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    buckets: [u64; BUCKETS.len() + 1],
+    sum: f64,
+    count: u64,
+}
+
+/// Every histogram of the process.
+static HISTOGRAMS: LazyLock<Mutex<BTreeMap<SeriesKey, Histogram>>> =
+    LazyLock::new(|| Mutex::new(BTreeMap::new()));
+
+/// Help text of each counter and histogram, printed as `# HELP` lines.
 const HELP: &[(&str, &str)] = &[
     ("flowbot_updates_total", "Updates handled, by outcome."),
+    (
+        "flowbot_dispatch_spilled_total",
+        "Updates left in their conversation's inbox in Redis because its in-memory queue was full.",
+    ),
     (
         "flowbot_flow_calls_total",
         "Flow invocations, by flow, version, digest (12 hex digits) and result.",
@@ -49,6 +72,10 @@ const HELP: &[(&str, &str)] = &[
         "Error-policy decisions on failed Bot API requests, by method and decision.",
     ),
     (
+        "flowbot_update_stage_seconds",
+        "Time an update spent in each stage: queued (behind earlier updates of its conversation), handle (waiting for a slot, loading, running the flow, committing), deliver (sending its conversation's outbox).",
+    ),
+    (
         "flowbot_reloads_total",
         "Reloads and rejections, by result: swapped, rejected (pin file), pin_rejected (a flow's pin), build_rejected (a drop-folder file).",
     ),
@@ -67,6 +94,23 @@ pub fn add(name: &'static str, labels: &[(&'static str, &str)], value: f64) {
 /// Adds one to the counter `name` with `labels`.
 pub fn increment(name: &'static str, labels: &[(&'static str, &str)]) {
     add(name, labels, 1.0);
+}
+
+/// Records `seconds` in the histogram `name` with `labels`.
+pub fn observe(name: &'static str, labels: &[(&'static str, &str)], seconds: f64) {
+    let labels = labels
+        .iter()
+        .map(|(key, value)| (*key, (*value).to_owned()))
+        .collect();
+    let bucket = BUCKETS
+        .iter()
+        .position(|bound| seconds <= *bound)
+        .unwrap_or(BUCKETS.len());
+    let mut histograms = HISTOGRAMS.lock().expect("metrics lock poisoned");
+    let histogram = histograms.entry((name, labels)).or_default();
+    histogram.buckets[bucket] += 1;
+    histogram.sum += seconds;
+    histogram.count += 1;
 }
 
 /// Returns the current value of a counter, for tests and reports.
@@ -98,6 +142,8 @@ pub fn render(health: &PollHealth) -> String {
             .collect();
         let _ = writeln!(text, "{name}{{{}}} {value}", labels.join(","));
     }
+    drop(counters);
+    render_histograms(&mut text);
     if let Some(since) = health.since_last_success() {
         let name = "flowbot_poll_last_success_age_seconds";
         let _ = writeln!(
@@ -108,6 +154,42 @@ pub fn render(health: &PollHealth) -> String {
         let _ = writeln!(text, "{name} {}", since.as_secs_f64());
     }
     text
+}
+
+/// Appends every histogram as `_bucket` series with cumulative counts,
+/// then `_sum` and `_count`.
+fn render_histograms(text: &mut String) {
+    let histograms = HISTOGRAMS.lock().expect("metrics lock poisoned");
+    let mut current = "";
+    for ((name, labels), histogram) in histograms.iter() {
+        if *name != current {
+            current = name;
+            if let Some((_, help)) = HELP.iter().find(|(known, _)| known == name) {
+                let _ = writeln!(text, "# HELP {name} {help}");
+            }
+            let _ = writeln!(text, "# TYPE {name} histogram");
+        }
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(key, value)| format!("{key}=\"{}\"", escape(value)))
+            .collect();
+        let prefix = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{},", labels.join(","))
+        };
+        let mut cumulative = 0;
+        for (index, count) in histogram.buckets.iter().enumerate() {
+            cumulative += count;
+            let bound = BUCKETS
+                .get(index)
+                .map_or_else(|| "+Inf".to_owned(), f64::to_string);
+            let _ = writeln!(text, "{name}_bucket{{{prefix}le=\"{bound}\"}} {cumulative}");
+        }
+        let labels = labels.join(",");
+        let _ = writeln!(text, "{name}_sum{{{labels}}} {}", histogram.sum);
+        let _ = writeln!(text, "{name}_count{{{labels}}} {}", histogram.count);
+    }
 }
 
 fn escape(value: &str) -> String {
@@ -223,5 +305,40 @@ mod tests {
             value("flowbot_updates_total", &[("outcome", "test-render")]),
             2.0
         );
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let labels = [("stage", "test-histogram")];
+        observe("flowbot_update_stage_seconds", &labels, 0.0002);
+        observe("flowbot_update_stage_seconds", &labels, 0.003);
+        observe("flowbot_update_stage_seconds", &labels, 60.0);
+
+        let text = render(&PollHealth::default());
+        let series = "flowbot_update_stage_seconds_bucket{stage=\"test-histogram\",le=";
+        for (bound, count) in [
+            ("0.0005", 1),
+            ("0.0025", 1),
+            ("0.005", 2),
+            ("10", 2),
+            ("+Inf", 3),
+        ] {
+            let line = format!("{series}\"{bound}\"}} {count}");
+            assert!(text.contains(&line), "missing {line:?} in {text}");
+        }
+        assert!(
+            text.contains("# TYPE flowbot_update_stage_seconds histogram"),
+            "{text}"
+        );
+        let count = "flowbot_update_stage_seconds_count{stage=\"test-histogram\"} 3";
+        assert!(text.contains(count), "{text}");
+        let sum: f64 = text
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("flowbot_update_stage_seconds_sum{stage=\"test-histogram\"} ")
+            })
+            .and_then(|value| value.parse().ok())
+            .expect("a sum line");
+        assert!((sum - 60.0032).abs() < 1e-9, "sum {sum}");
     }
 }

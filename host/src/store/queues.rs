@@ -91,6 +91,39 @@ impl StateStore {
             .collect())
     }
 
+    /// Returns at most `limit` of the conversation's stashed updates newer
+    /// than `after` (all of them when `after` is `None`), in `update_id` order.
+    pub async fn inbox_after(
+        &self,
+        key: ConversationKey,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Stashed>, StoreError> {
+        let min = match after {
+            Some(after) => format!("({after}"),
+            None => "-inf".to_owned(),
+        };
+        let entries: Vec<(String, i64)> = redis::cmd("ZRANGE")
+            .arg(self.inbox_key(key))
+            .arg(min)
+            .arg("+inf")
+            .arg("BYSCORE")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .arg("WITHSCORES")
+            .query_async(&mut self.connection.clone())
+            .await?;
+        Ok(entries
+            .into_iter()
+            .map(|(raw, update_id)| Stashed {
+                key,
+                update_id,
+                raw,
+            })
+            .collect())
+    }
+
     /// Removes the stashed update `update_id`, for updates that are skipped
     /// without a commit.
     pub async fn drop_from_inbox(

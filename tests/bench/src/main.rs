@@ -10,6 +10,7 @@
 //!
 //! | module      | role                                                        |
 //! | ----------- | ----------------------------------------------------------- |
+//! | `host_metrics` | the host's `/metrics` page: counters, stage histogram    |
 //! | `load`      | users, their dialog, judging replies, the event router      |
 //! | `processes` | redis-server and host child processes, temporary folders    |
 //! | `probes`    | call cost, reload latency, deadline to apology, after load  |
@@ -17,6 +18,7 @@
 //! | `procfs`    | CPU time and RSS from `/proc/<pid>/stat` and `status`       |
 //! | `report`    | percentiles, error totals, the text report and JSON line    |
 
+mod host_metrics;
 mod load;
 mod probes;
 mod processes;
@@ -403,6 +405,13 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
     );
 
     let mut result = measure(&cli, &sim, &mut host, &redis, reloads, deadline).await;
+    if let Ok(report) = &mut result {
+        // Read before the probes, so the stages cover the load only.
+        match host_metrics::fetch(&metrics_address, "/metrics").await {
+            Ok(page) => report.stages = host_metrics::stages(&page),
+            Err(error) => eprintln!("==> host metrics not read: {error:#}"),
+        }
+    }
     if cli.probes > 0
         && let Ok(report) = &mut result
     {

@@ -16,6 +16,7 @@ use botapi_sim::{SimUser, Simulator};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::host_metrics::{counter_sum, fetch};
 use crate::reloads::{Operator, hex_sha256};
 use crate::report::{Latency, format_duration};
 
@@ -155,30 +156,6 @@ fn write_build(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<Instant> 
         .with_context(|| format!("failed to write {}", temporary.display()))?;
     std::fs::rename(&temporary, dir.join(name))?;
     Ok(Instant::now())
-}
-
-/// Sends `GET path` to the host's metrics server and returns the body.
-async fn fetch(address: &str, path: &str) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(address)
-        .await
-        .with_context(|| format!("failed to connect to the host's metrics at {address}"))?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    Ok(response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default())
-}
-
-/// Sums every series of counter `name` in a Prometheus text page.
-fn counter_sum(page: &str, name: &str) -> f64 {
-    page.lines()
-        .filter(|line| line.starts_with(name) && line[name.len()..].starts_with('{'))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 impl ProbeReport {

@@ -9,6 +9,7 @@ use botapi_sim::{ApiCall, BotMessage};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::host_metrics::Stage;
 use crate::load::{ErrorCounts, Stop, UserOutcome};
 use crate::probes::ProbeReport;
 use crate::procfs::{MachineUsage, ProcessUsage};
@@ -194,6 +195,9 @@ pub struct Report {
     pub reloads_written: usize,
     /// Pin changes of workouts to another installed build during the load.
     pub pins_changed: usize,
+    /// Time updates spent in each stage inside the host, from its own
+    /// histogram, read after the load.
+    pub stages: Vec<Stage>,
     /// Figures of the probes run after the load, when asked for.
     pub probes: Option<ProbeReport>,
 }
@@ -304,6 +308,7 @@ impl Report {
             machine: data.machine,
             reloads_written: 0,
             pins_changed: 0,
+            stages: Vec::new(),
             probes: None,
         }
     }
@@ -366,6 +371,10 @@ impl Report {
             row(&mut out, label, Latency::to_text(latency.as_ref()));
         }
 
+        for (index, stage) in self.stages.iter().enumerate() {
+            let label = if index == 0 { "host stages" } else { "" };
+            row(&mut out, label, stage.to_text());
+        }
         row(&mut out, "host", self.describe_usage(&self.host));
         row(
             &mut out,
@@ -473,6 +482,8 @@ impl Report {
         fields.insert("errors".to_owned(), self.errors_json());
         fields.insert("reloads_written".to_owned(), json!(self.reloads_written));
         fields.insert("pins_changed".to_owned(), json!(self.pins_changed));
+        let stages: Vec<Value> = self.stages.iter().map(Stage::to_json).collect();
+        fields.insert("host_stages".to_owned(), json!(stages));
         if let Some(probes) = &self.probes {
             fields.insert("probes".to_owned(), probes.to_json());
         }

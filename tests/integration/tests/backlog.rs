@@ -1,6 +1,7 @@
 //! Updates that queued up while the host was down are worked off
 //! in order per conversation, and replies queued at SIGTERM survive the
-//! restart. Also: a slow chat and a flooded chat do not starve other users.
+//! restart. Also: a slow chat and a flooded chat do not starve other users,
+//! and a conversation with more updates than its queue holds gets them all.
 
 use std::time::Duration;
 
@@ -71,7 +72,10 @@ async fn backlog_after_downtime_is_worked_off_in_order() -> anyhow::Result<()> {
     }
     sim.push_batch(backlog);
 
-    let mut host = HostProcess::start(&sim, &redis, flows.path())?;
+    // Each user has 6 or 7 updates waiting, more than the queue holds, so
+    // they are read back from Redis in several turns.
+    let settings = "[dispatch]\nmax_queued = 4\n";
+    let mut host = HostProcess::start_with(&sim, &redis, flows.path(), settings, &[])?;
     sim.wait_until_idle(Duration::from_secs(300)).await?;
     for (index, replies) in expected.iter().enumerate() {
         let user_id = 20_000 + index as i64;
@@ -193,5 +197,34 @@ async fn slow_and_flooded_chats_do_not_starve_others() -> anyhow::Result<()> {
         bot.sim.messages(slow.id).len() < 5,
         "the slow chat was still being served"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flood_beyond_queue_is_handled_in_order() -> anyhow::Result<()> {
+    let bot = TestBot::start_with(&["tally"], |config| config.dispatch.max_queued = 4).await?;
+    let ann = SimUser::new(1001, "Ann");
+
+    // 1 + 150 updates against a queue of 4: most of them wait in Redis.
+    bot.sim.send_text(&ann, "/tally");
+    for number in 1..=150 {
+        bot.sim.send_text(&ann, &number.to_string());
+    }
+    let messages = bot
+        .sim
+        .wait_for_messages(ann.id, 151, Duration::from_secs(120))
+        .await?;
+
+    assert_eq!(messages[0].text, "1.0.0-r00 tally started");
+    for (index, message) in messages[1..].iter().enumerate() {
+        let count = index as i64 + 1;
+        let sum = count * (count + 1) / 2;
+        assert_eq!(message.text, format!("1.0.0-r00 #{count} sum {sum}"));
+    }
+    bot.settle().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(bot.sim.messages(ann.id).len(), 151, "no reply twice");
+    let spilled = flowbot::metrics::value("flowbot_dispatch_spilled_total", &[]);
+    assert!(spilled > 0.0, "the queue overflowed into Redis");
     Ok(())
 }

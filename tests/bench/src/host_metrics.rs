@@ -26,10 +26,18 @@ pub async fn fetch(address: &str, path: &str) -> anyhow::Result<String> {
         .unwrap_or_default())
 }
 
-/// Sums every series of counter `name` in a Prometheus text page.
+/// Sums every series of counter `name` in a Prometheus text page. A name
+/// that ends in `}` selects the one series with exactly those labels.
 pub fn counter_sum(page: &str, name: &str) -> f64 {
     page.lines()
-        .filter(|line| line.starts_with(name) && line[name.len()..].starts_with('{'))
+        .filter(|line| {
+            let rest = line.strip_prefix(name).unwrap_or("!");
+            if name.ends_with('}') {
+                rest.starts_with(' ')
+            } else {
+                rest.starts_with('{')
+            }
+        })
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -165,6 +173,18 @@ impl Stage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counter_sum_adds_series_or_picks_one() {
+        let page = "\
+flowbot_reloads_total{result=\"swapped\"} 4
+flowbot_reloads_total{result=\"rejected\"} 1
+flowbot_reloads_total_other{result=\"swapped\"} 9
+";
+        assert_eq!(counter_sum(page, "flowbot_reloads_total"), 5.0);
+        let swapped = "flowbot_reloads_total{result=\"swapped\"}";
+        assert_eq!(counter_sum(page, swapped), 4.0);
+    }
 
     #[test]
     fn stages_are_read_from_a_page() {

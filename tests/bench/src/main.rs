@@ -408,7 +408,11 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
     if let Ok(report) = &mut result {
         // Read before the probes, so the stages cover the load only.
         match host_metrics::fetch(&metrics_address, "/metrics").await {
-            Ok(page) => report.stages = host_metrics::stages(&page),
+            Ok(page) => {
+                report.stages = host_metrics::stages(&page);
+                let swapped = "flowbot_reloads_total{result=\"swapped\"}";
+                report.swaps = host_metrics::counter_sum(&page, swapped) as usize;
+            }
             Err(error) => eprintln!("==> host metrics not read: {error:#}"),
         }
     }

@@ -195,6 +195,9 @@ pub struct Report {
     pub reloads_written: usize,
     /// Pin changes of workouts to another installed build during the load.
     pub pins_changed: usize,
+    /// Swaps of the serving builds that the host counted by the end of the
+    /// load, from `flowbot_reloads_total{result="swapped"}`.
+    pub swaps: usize,
     /// Time updates spent in each stage inside the host, from its own
     /// histogram, read after the load.
     pub stages: Vec<Stage>,
@@ -308,6 +311,7 @@ impl Report {
             machine: data.machine,
             reloads_written: 0,
             pins_changed: 0,
+            swaps: 0,
             stages: Vec::new(),
             probes: None,
         }
@@ -427,8 +431,8 @@ impl Report {
                 &mut out,
                 "reloads",
                 format!(
-                    "{} new workouts builds written during the load",
-                    self.reloads_written
+                    "{} new workouts builds written during the load, {} swaps by its end",
+                    self.reloads_written, self.swaps
                 ),
             );
         }
@@ -437,8 +441,9 @@ impl Report {
                 &mut out,
                 "reloads",
                 format!(
-                    "{} pin changes of workouts to another installed build during the load",
-                    self.pins_changed
+                    "{} pin changes of workouts to another installed build during the load, \
+                     {} swaps by its end",
+                    self.pins_changed, self.swaps
                 ),
             );
         }
@@ -482,6 +487,7 @@ impl Report {
         fields.insert("errors".to_owned(), self.errors_json());
         fields.insert("reloads_written".to_owned(), json!(self.reloads_written));
         fields.insert("pins_changed".to_owned(), json!(self.pins_changed));
+        fields.insert("swaps".to_owned(), json!(self.swaps));
         let stages: Vec<Value> = self.stages.iter().map(Stage::to_json).collect();
         fields.insert("host_stages".to_owned(), json!(stages));
         if let Some(probes) = &self.probes {

@@ -235,17 +235,26 @@ async fn list(store: &ArtifactStore, config: &Config) -> anyhow::Result<()> {
     for artifact in store.list()? {
         let mut pinned_in = Vec::new();
         for (environment, file) in &environments {
-            if file
-                .flows
-                .get(&artifact.name)
-                .is_some_and(|pin| pin.hex_digest() == artifact.digest)
+            // A host rejects a pin whose version and digest name different
+            // builds, so the list must not show such a pin as in effect.
+            if let Some(pin) = file.flows.get(&artifact.name)
+                && pin.hex_digest() == artifact.digest
             {
-                pinned_in.push(environment.clone());
+                if pin.version == artifact.version {
+                    pinned_in.push(environment.clone());
+                } else {
+                    pinned_in.push(format!("{environment} (invalid: pin says {})", pin.version));
+                }
             }
             if let Some(canary) = file.canary.get(&artifact.name)
                 && canary.hex_digest() == artifact.digest
             {
-                pinned_in.push(format!("{environment} (canary {}%)", canary.percent));
+                if canary.version == artifact.version {
+                    pinned_in.push(format!("{environment} (canary {}%)", canary.percent));
+                } else {
+                    let claimed = &canary.version;
+                    pinned_in.push(format!("{environment} (invalid canary: says {claimed})"));
+                }
             }
         }
         let serving = serving

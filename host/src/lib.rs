@@ -8,7 +8,7 @@
 //! | [`telegram::polling`] | long polling; keeps the offset moving |
 //! | [`telegram::inbound`] | classifies an update, finds its conversation key |
 //! | [`store`] (inbox) | stores the update before the offset confirms it |
-//! | [`dispatch`] | per-conversation queues, parallel across conversations |
+//! | [`dispatch`] | bounded per-conversation queues, parallel across conversations |
 //! | [`handler`] | load, route, invoke, commit, deliver for one update |
 //! | [`router`] | active flow, command owner or the host itself |
 //! | [`runtime`] | wasmtime engine; a fresh, limited instance per update |

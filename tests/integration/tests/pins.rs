@@ -174,13 +174,7 @@ async fn pin_rollback_and_canary_apply_without_restart() -> anyhow::Result<()> {
     );
 
     let listing = host.command(&drop_dir, &["flows", "list"])?;
-    let row = |version: &str| {
-        listing
-            .lines()
-            .find(|line| line.starts_with("tally") && line.contains(version))
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let row = |version: &str| row_of(&listing, version);
     assert!(row("1.0.0-r00").ends_with("serving"), "{listing}");
     assert!(row("1.0.0-r00").contains("staging"), "{listing}");
     assert!(row("1.0.0-r01").ends_with("canary 50%"), "{listing}");
@@ -217,5 +211,30 @@ async fn pin_rollback_and_canary_apply_without_restart() -> anyhow::Result<()> {
             .await?
             .starts_with("1.0.0-r00")
     );
+
+    // A pin whose version names another build than its digest is listed
+    // as invalid, not as in effect.
+    let r00_digest = flowbot::registry::artifacts::hex_digest(&tally);
+    std::fs::write(
+        environments.join("staging.toml"),
+        format!(
+            "[flows]\ntally = {{ version = \"1.0.0-r01\", digest = \"sha256:{r00_digest}\" }}\n"
+        ),
+    )?;
+    let listing = host.command(&drop_dir, &["flows", "list"])?;
+    let r00 = row_of(&listing, "1.0.0-r00");
+    assert!(
+        r00.contains("staging (invalid: pin says 1.0.0-r01)"),
+        "{listing}"
+    );
     Ok(())
+}
+
+/// Returns the `flows list` row of tally `version`.
+fn row_of(listing: &str, version: &str) -> String {
+    listing
+        .lines()
+        .find(|line| line.starts_with("tally") && line.contains(version))
+        .unwrap_or_default()
+        .to_owned()
 }

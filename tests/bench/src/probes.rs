@@ -11,10 +11,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use botapi_sim::{SimUser, Simulator};
 use serde_json::{Value, json};
 use tokio::time::Instant;
+
+use flowbot_test_builds::{drop_build, patch_bytes};
 
 use crate::host_metrics::{counter_sum, fetch};
 use crate::reloads::{Operator, hex_sha256};
@@ -130,31 +132,14 @@ async fn first_reply_from(
     }
 }
 
+/// Returns the tally build with its version replaced by `version`.
 fn patch(tally: &[u8], version: &str) -> anyhow::Result<Vec<u8>> {
-    let (from, to) = (TALLY_VERSION.as_bytes(), version.as_bytes());
-    anyhow::ensure!(
-        from.len() == to.len(),
-        "version {version} has another length"
-    );
-    let mut patched = tally.to_vec();
-    let mut found = false;
-    for start in 0..patched.len().saturating_sub(from.len()) {
-        if &patched[start..start + from.len()] == from {
-            patched[start..start + from.len()].copy_from_slice(to);
-            found = true;
-        }
-    }
-    anyhow::ensure!(found, "{TALLY_VERSION} not found in tally.wasm");
-    Ok(patched)
+    patch_bytes(tally, TALLY_VERSION, version)
 }
 
-/// Writes `bytes` to `dir/name` through a temporary file and a rename, and
-/// returns when the rename happened.
+/// Drops `bytes` into `dir` as `name` and returns when the rename happened.
 fn write_build(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<Instant> {
-    let temporary = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&temporary, bytes)
-        .with_context(|| format!("failed to write {}", temporary.display()))?;
-    std::fs::rename(&temporary, dir.join(name))?;
+    drop_build(dir, name, bytes)?;
     Ok(Instant::now())
 }
 

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use sha2::{Digest, Sha256};
+pub use flowbot_test_builds::hex_sha256;
+use flowbot_test_builds::{drop_build, with_custom_section};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -58,24 +59,7 @@ impl Operator {
 /// Returns `original` with a custom section named `flowbot-bench-build`
 /// that holds `number`.
 pub fn numbered(original: &[u8], number: usize) -> Vec<u8> {
-    let mut build = original.to_vec();
-    let name = b"flowbot-bench-build";
-    let payload = number.to_string();
-    // A custom section: id 0, size, then the name and the payload. Both
-    // sizes stay below 128, so each is one LEB128 byte.
-    build.push(0);
-    build.push((1 + name.len() + payload.len()) as u8);
-    build.push(name.len() as u8);
-    build.extend_from_slice(name);
-    build.extend_from_slice(payload.as_bytes());
-    build
-}
-
-pub fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    with_custom_section(original, "flowbot-bench-build", &number.to_string())
 }
 
 /// Writes a new workouts build to `drop_dir` every `interval` until `stop`,
@@ -94,9 +78,7 @@ fn spawn_build_writer(
                 _ = tokio::time::sleep(interval) => {}
             }
             written += 1;
-            let temporary = drop_dir.join(".workouts.wasm.tmp");
-            std::fs::write(&temporary, numbered(&original, written))?;
-            std::fs::rename(&temporary, drop_dir.join("workouts.wasm"))?;
+            drop_build(&drop_dir, "workouts.wasm", &numbered(&original, written))?;
         }
     })
 }

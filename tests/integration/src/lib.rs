@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use botapi_sim::{SimConfig, Simulator};
 use flowbot::config::Config;
+pub use flowbot_test_builds::{drop_build, patch_bytes, with_custom_section};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -207,45 +208,6 @@ pub fn log_dialog_replies(
 pub fn test_flow(name: &str) -> anyhow::Result<Vec<u8>> {
     let path = test_flows_dir().join(format!("{name}.wasm"));
     std::fs::read(&path).with_context(|| format!("failed to read {}", path.display()))
-}
-
-/// Returns a copy of `component` with every occurrence of `from` replaced by
-/// `to`, which must have the same length; fails when `from` does not occur.
-/// The tally flow keeps its version in one string, so this makes a new
-/// build of it with another version and digest without compiling again.
-pub fn patch_bytes(component: &[u8], from: &str, to: &str) -> anyhow::Result<Vec<u8>> {
-    anyhow::ensure!(
-        from.len() == to.len(),
-        "{from:?} and {to:?} differ in length"
-    );
-    let (from, to) = (from.as_bytes(), to.as_bytes());
-    let mut patched = component.to_vec();
-    let mut found = 0;
-    let mut index = 0;
-    while index + from.len() <= patched.len() {
-        if &patched[index..index + from.len()] == from {
-            patched[index..index + from.len()].copy_from_slice(to);
-            found += 1;
-            index += from.len();
-        } else {
-            index += 1;
-        }
-    }
-    anyhow::ensure!(
-        found > 0,
-        "{:?} not found in the component",
-        String::from_utf8_lossy(from)
-    );
-    Ok(patched)
-}
-
-/// Writes `bytes` to `dir/name` through a dot-named temporary file and a
-/// rename, as `scripts/build-flows` does.
-pub fn drop_build(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
-    let temporary = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&temporary, bytes)?;
-    std::fs::rename(&temporary, dir.join(name))?;
-    Ok(())
 }
 
 /// Delivery limits far above Telegram's, because the simulator does not

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use flowbot::config::Config;
 use flowbot_integration::{
     REPLY_TIMEOUT, SimUser, TestBot, drop_build, free_port, http_get, log_dialog_replies,
-    patch_bytes, test_flow,
+    patch_bytes, test_flow, with_custom_section,
 };
 
 /// The version string in the plain tally build.
@@ -21,17 +21,7 @@ fn tally_version(round: usize) -> String {
 /// A workouts build that differs from `component` only by a custom section,
 /// so it has a digest of its own and the same behaviour.
 fn workouts_variant(component: &[u8], round: usize) -> Vec<u8> {
-    let name = b"flowbot-test-build";
-    let payload = format!("round {round}");
-    let content_length = 1 + name.len() + payload.len();
-    assert!(content_length < 128, "one-byte LEB128 lengths only");
-    let mut bytes = component.to_vec();
-    bytes.push(0);
-    bytes.push(content_length as u8);
-    bytes.push(name.len() as u8);
-    bytes.extend_from_slice(name);
-    bytes.extend_from_slice(payload.as_bytes());
-    bytes
+    with_custom_section(component, "flowbot-test-build", &format!("round {round}"))
 }
 
 /// The version a tally reply names, as the round number of its build.

@@ -99,6 +99,8 @@ struct Queue {
     /// Newest `update_id` this worker took for handling or read from the
     /// inbox; a refill reads only newer ones.
     seen_through: Option<i64>,
+    /// Newest `update_id` this worker took for handling.
+    taken_through: Option<i64>,
 }
 
 impl Queue {
@@ -145,15 +147,18 @@ impl Dispatcher {
         let mut queues = self.lock();
         if let Some(queue) = queues.get_mut(&key) {
             let update_id = inbound.update_id;
-            if queue.contains(update_id) {
-                // Read back from the inbox between its store and this call.
+            if queue.taken_through.is_some_and(|taken| update_id <= taken) {
+                // A repeat of an update this worker already took, such as a
+                // batch Telegram sends again after a restart. Its commit may
+                // have removed it from the inbox before this copy was stored
+                // again, so the copy goes to the handler, which finds it
+                // applied and removes it.
+                queue.pending.push_back(Queued::new(inbound));
                 return;
             }
-            if queue.seen_through.is_some_and(|seen| update_id <= seen) {
-                // A repeat of an update this worker already took, such as a
-                // batch Telegram sends again after a restart. The handler
-                // finds it applied and removes its copy from the inbox.
-                queue.pending.push_back(Queued::new(inbound));
+            if queue.contains(update_id) {
+                // Read back from the inbox between its store and this call;
+                // its commit removes the one inbox entry.
                 return;
             }
             // Once one update is left in the inbox, every later one is too,
@@ -175,6 +180,7 @@ impl Dispatcher {
                 pending: VecDeque::from([Queued::new(inbound)]),
                 spilled: false,
                 seen_through: None,
+                taken_through: None,
             },
         );
         drop(queues);
@@ -200,6 +206,7 @@ impl Dispatcher {
                 pending: VecDeque::from([Queued::new(resume)]),
                 spilled: true,
                 seen_through: None,
+                taken_through: None,
             },
         );
         drop(queues);
@@ -259,6 +266,7 @@ impl Dispatcher {
             let inbound = &queued.inbound;
             if !matches!(inbound.kind, InboundKind::Resume) {
                 queue.seen_through = queue.seen_through.max(Some(inbound.update_id));
+                queue.taken_through = queue.taken_through.max(Some(inbound.update_id));
             }
             let waited = queued.since.elapsed().as_secs_f64();
             metrics::observe(

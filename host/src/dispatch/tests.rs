@@ -107,9 +107,10 @@ impl Refill for FakeInbox {
 }
 
 /// Handles updates like the host's handler as far as order goes. It delays
-/// chat 1 by 10 s and every other update by 1 ms. It skips and counts an
-/// update already applied, and it commits by removing the update from the
-/// inbox, except for the ids in `failing`, which stay stored.
+/// chat 1 by 10 s and every other update by 1 ms, then commits, then takes
+/// 1 ms more to deliver. It skips and counts an update already applied, and
+/// it commits by removing the update from the inbox, except for the ids in
+/// `failing`, which stay stored.
 struct Recorder {
     handled: Mutex<Vec<(i64, i64)>>,
     applied: Mutex<BTreeSet<(i64, i64)>>,
@@ -135,6 +136,8 @@ impl Handle for Recorder {
                 self.applied.lock().unwrap().insert(entry);
             }
             self.handled.lock().unwrap().push(entry);
+            // Delivery, after the commit.
+            tokio::time::sleep(Duration::from_millis(1)).await;
         })
     }
 }
@@ -383,6 +386,26 @@ async fn repeat_of_a_handled_update_is_queued() {
 
     dispatcher.drain_all().await;
     assert_eq!(handled_ids(&recorder, 7), vec![1, 2, 3, 4]);
+    assert_eq!(*recorder.repeats.lock().unwrap(), 1);
+    assert!(
+        inbox.stored.lock().unwrap().is_empty(),
+        "no copy left behind"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn repeat_during_delivery_is_cleared_from_inbox() {
+    let (dispatcher, recorder, inbox) = setup(4);
+    receive(&dispatcher, &inbox, 1, 7);
+    receive(&dispatcher, &inbox, 2, 7);
+    // 1 is committed and its reply is being sent when Telegram sends it
+    // again, which stores it in the inbox once more.
+    tokio::time::sleep(Duration::from_micros(1500)).await;
+    assert_eq!(inbox.stored.lock().unwrap().len(), 1, "1 was committed");
+    receive(&dispatcher, &inbox, 1, 7);
+
+    dispatcher.drain_all().await;
+    assert_eq!(handled_ids(&recorder, 7), vec![1, 2]);
     assert_eq!(*recorder.repeats.lock().unwrap(), 1);
     assert!(
         inbox.stored.lock().unwrap().is_empty(),

@@ -32,9 +32,13 @@ use crate::store::{Commit, FlowState, StateStore, StateWrite, StoreError};
 use crate::telegram::inbound::{Inbound, InboundKind};
 use crate::telegram::outbound::{Delivered, Outgoing, Sender, Target};
 
-/// Attempts of one update against conflicts or an unreachable store. An
-/// update that runs out stays in the inbox and is handled at the next start.
+/// Attempts of one update against conflicts and store errors that retrying
+/// cannot fix. An update that runs out stays in the inbox and is handled at
+/// the next start.
 const MAX_ATTEMPTS: u32 = 6;
+/// Minimum and maximum pause between attempts after a store error.
+const MIN_STORE_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_STORE_BACKOFF: Duration = Duration::from_secs(5);
 /// Failed calls of one flow in a row, in one conversation, after which the
 /// flow's stored state is reset before the next call.
 const FAILURES_BEFORE_RESET: u32 = 3;
@@ -174,6 +178,12 @@ impl Handler {
     /// Handles a flow update, retrying on revision conflicts and store errors.
     /// Returns the outbox as the commit left it, or `None` when nothing was
     /// committed.
+    ///
+    /// While Redis cannot be reached the update is retried until it can,
+    /// because skipping it would let the conversation's later updates
+    /// overtake it. Conflicts and errors that retrying cannot fix give up
+    /// after [`MAX_ATTEMPTS`], and the update stays in the inbox for the
+    /// next start.
     async fn apply(
         &self,
         inbound: &Inbound,
@@ -185,22 +195,29 @@ impl Handler {
             .acquire()
             .await
             .expect("semaphore never closed");
-        let mut backoff = Duration::from_millis(100);
-        for attempt in 1..=MAX_ATTEMPTS {
+        let mut backoff = MIN_STORE_BACKOFF;
+        let mut attempt = 0;
+        let mut counted = 0;
+        while counted < MAX_ATTEMPTS {
+            attempt += 1;
             match self.try_handle(inbound, view, target).await {
                 Ok(outbox) => return outbox,
                 Err(StoreError::Conflict(_)) => {
-                    debug!(attempt, "revision conflict, handling the update again")
+                    counted += 1;
+                    debug!(attempt, "revision conflict, handling the update again");
                 }
                 Err(error) => {
-                    warn!(%error, attempt, "state store failed, retrying");
+                    if !error.is_transient() {
+                        counted += 1;
+                    }
+                    warn!(%error, attempt, retry_in_ms = backoff.as_millis() as u64, "state store failed, retrying");
                     tokio::time::sleep(backoff).await;
-                    backoff *= 2;
+                    backoff = (backoff * 2).min(MAX_STORE_BACKOFF);
                 }
             }
         }
         warn!(
-            attempts = MAX_ATTEMPTS,
+            attempts = attempt,
             "update not applied; it stays in the inbox for the next start"
         );
         metrics::increment("flowbot_updates_total", &[("outcome", "not_applied")]);

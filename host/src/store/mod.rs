@@ -24,11 +24,18 @@
 mod queues;
 
 pub use queues::Stashed;
-use redis::aio::ConnectionManager;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 use thiserror::Error;
 
 use crate::conversation::ConversationKey;
+
+/// Maximum wait for the reply to one command or pipeline.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Maximum wait for one connection attempt.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -38,6 +45,20 @@ pub enum StoreError {
     Conflict(ConversationKey),
     #[error("invalid record at {key}: {reason}")]
     Decode { key: String, reason: String },
+}
+
+impl StoreError {
+    /// Tells whether trying again later may succeed: the connection failed
+    /// or Redis is loading, failing over or busy. A rejected command or an
+    /// invalid record fails the same way every time.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Unavailable(error) => {
+                !matches!(error.retry_method(), redis::RetryMethod::NoRetry)
+            }
+            StoreError::Conflict(_) | StoreError::Decode { .. } => false,
+        }
+    }
 }
 
 /// A conversation's record as loaded.
@@ -242,10 +263,19 @@ impl StateStore {
         ttl_days: u32,
     ) -> Result<Self, StoreError> {
         let client = redis::Client::open(url)?;
-        // The redis crate's `tcp_nodelay` feature is off, so this connection
-        // keeps Nagle's algorithm. Turning it on changed neither p99 of
-        // `scripts/bench overhead-1000` (2.3 to 2.5 ms) nor of unpaced-1000.
-        let connection = ConnectionManager::new(client).await?;
+        // Without a response timeout, a command sent just before Redis went
+        // away can wait forever, and with it the conversation or intake that
+        // sent it. The redis crate's `tcp_nodelay` feature is off, so the
+        // connection keeps Nagle's algorithm. Turning it on changed neither
+        // p99 of `scripts/bench overhead-1000` (2.3 to 2.5 ms) nor of
+        // unpaced-1000.
+        // A failed reconnection is reported at once instead of being retried
+        // here, because every caller retries with its own backoff and logs.
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(RESPONSE_TIMEOUT)
+            .set_connection_timeout(CONNECTION_TIMEOUT)
+            .set_number_of_retries(1);
+        let connection = ConnectionManager::new_with_config(client, config).await?;
         Ok(Self {
             connection,
             namespace: format!("{prefix}:b{bot_id}"),
@@ -389,5 +419,33 @@ impl StateStore {
             let _: () = connection.hdel(&key, "inactive").await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_errors_are_transient() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(StoreError::Unavailable(refused.into()).is_transient());
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(StoreError::Unavailable(reset.into()).is_transient());
+        let loading = redis::RedisError::from((redis::ErrorKind::BusyLoadingError, "loading"));
+        assert!(StoreError::Unavailable(loading).is_transient());
+    }
+
+    #[test]
+    fn rejected_commands_are_not_transient() {
+        let rejected = redis::RedisError::from((redis::ErrorKind::ResponseError, "ERR"));
+        assert!(!StoreError::Unavailable(rejected).is_transient());
+        let key = ConversationKey::new(1, 1);
+        assert!(!StoreError::Conflict(key).is_transient());
+        let decode = StoreError::Decode {
+            key: "k".to_owned(),
+            reason: "r".to_owned(),
+        };
+        assert!(!decode.is_transient());
     }
 }

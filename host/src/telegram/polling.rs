@@ -155,7 +155,7 @@ impl Poller {
                 Ok(inbound) => match serde_json::to_string(update) {
                     Ok(raw) => routed.push((inbound, raw)),
                     Err(error) => {
-                        warn!(update_id = inbound.update_id, %error, "update not serializable, handled without a stored copy")
+                        warn!(update_id = inbound.update_id, %error, "update could not be serialized for the inbox, dropped")
                     }
                 },
                 Err(ignored) => {

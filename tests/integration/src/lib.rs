@@ -100,7 +100,9 @@ impl Drop for TempDir {
 pub struct RedisServer {
     child: Child,
     pub url: String,
-    _dir: TempDir,
+    port: u16,
+    password: String,
+    dir: TempDir,
 }
 
 impl RedisServer {
@@ -108,25 +110,43 @@ impl RedisServer {
         let dir = TempDir::new("redis");
         let port = free_port()?;
         let password = format!("test-{}-{port}", std::process::id());
-        let config = workspace_root().join("redis-conf/redis.conf");
-        let child = Command::new("redis-server")
-            .arg(&config)
-            .args(["--port", &port.to_string(), "--requirepass", &password])
-            .arg("--dir")
-            .arg(dir.path())
-            .args(["--logfile", "redis.log", "--appendfsync", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("failed to start redis-server: run scripts/setup to install it")?;
+        let child = Self::spawn(port, &password, dir.path())?;
         let url = format!("redis://:{password}@127.0.0.1:{port}/0");
         let server = Self {
             child,
             url,
-            _dir: dir,
+            port,
+            password,
+            dir,
         };
         server.wait_ready()?;
         Ok(server)
+    }
+
+    fn spawn(port: u16, password: &str, dir: &Path) -> anyhow::Result<Child> {
+        let config = workspace_root().join("redis-conf/redis.conf");
+        Command::new("redis-server")
+            .arg(&config)
+            .args(["--port", &port.to_string(), "--requirepass", password])
+            .arg("--dir")
+            .arg(dir)
+            .args(["--logfile", "redis.log", "--appendfsync", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("failed to start redis-server: run scripts/setup to install it")
+    }
+
+    /// Stops the server with SIGTERM, which makes it write its data, waits
+    /// `pause`, then starts it again on the same port and data folder.
+    pub async fn restart_after(&mut self, pause: Duration) -> anyhow::Result<()> {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status()?;
+        anyhow::ensure!(status.success(), "kill -TERM {pid} failed");
+        self.child.wait()?;
+        tokio::time::sleep(pause).await;
+        self.child = Self::spawn(self.port, &self.password, self.dir.path())?;
+        self.wait_ready()
     }
 
     fn wait_ready(&self) -> anyhow::Result<()> {

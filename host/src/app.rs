@@ -128,6 +128,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             listen,
             health.clone(),
             registry.clone(),
+            dispatcher.clone(),
             DEAF_AFTER.as_secs(),
             shutdown.clone(),
         );

@@ -15,6 +15,7 @@ use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::dispatch::Dispatcher;
 use crate::registry::Registry;
 use crate::telegram::polling::PollHealth;
 
@@ -205,6 +206,7 @@ struct Pages {
     health: Arc<PollHealth>,
     deaf_after_secs: u64,
     registry: Arc<Registry>,
+    dispatcher: Arc<Dispatcher>,
 }
 
 /// Serves `/metrics`, `/healthz` and `/flows` on `listen` until `shutdown`.
@@ -214,6 +216,7 @@ pub async fn serve(
     listen: SocketAddr,
     health: Arc<PollHealth>,
     registry: Arc<Registry>,
+    dispatcher: Arc<Dispatcher>,
     deaf_after_secs: u64,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -225,6 +228,7 @@ pub async fn serve(
             health,
             deaf_after_secs,
             registry,
+            dispatcher,
         });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -245,10 +249,31 @@ pub async fn serve(
 }
 
 async fn metrics_page(State(pages): State<Pages>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        render(&pages.health),
-    )
+    let mut text = render(&pages.health);
+    render_dispatch_gauges(&mut text, &pages.dispatcher);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+/// Appends the dispatcher's gauges: conversations with work in progress and
+/// the updates they hold in memory.
+fn render_dispatch_gauges(text: &mut String, dispatcher: &Dispatcher) {
+    let gauges = [
+        (
+            "flowbot_dispatch_busy_conversations",
+            "Conversations with queued or running updates.",
+            dispatcher.busy_conversations(),
+        ),
+        (
+            "flowbot_dispatch_queued_updates",
+            "Updates held in memory by conversation queues; more may wait in Redis.",
+            dispatcher.queued_updates(),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(text, "# HELP {name} {help}");
+        let _ = writeln!(text, "# TYPE {name} gauge");
+        let _ = writeln!(text, "{name} {value}");
+    }
 }
 
 async fn flows_page(State(pages): State<Pages>) -> impl IntoResponse {

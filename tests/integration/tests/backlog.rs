@@ -98,6 +98,22 @@ async fn backlog_after_downtime_is_worked_off_in_order() -> anyhow::Result<()> {
     let flow_calls = "flowbot_flow_calls_total{flow=\"workouts\",version=\"0.1.0\",digest=\"";
     assert!(metrics.contains(flow_calls), "{metrics}");
     assert!(metrics.contains("\",result=\"ok\"} "), "{metrics}");
+
+    // Once the backlog is worked off, no conversation holds anything.
+    let started = std::time::Instant::now();
+    loop {
+        let (_, metrics) = host.get("/metrics").await?;
+        let idle = metrics.contains("\nflowbot_dispatch_queued_updates 0\n")
+            && metrics.contains("\nflowbot_dispatch_busy_conversations 0\n");
+        if idle {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "dispatch gauges not back to 0: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     host.stop()?;
     Ok(())
 }

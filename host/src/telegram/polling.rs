@@ -35,6 +35,9 @@ const MIN_BACKOFF: Duration = Duration::from_millis(500);
 /// logs that the bot is deaf.
 pub const DEAF_AFTER: Duration = Duration::from_secs(60);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Maximum pause between attempts to store a batch. Shorter than
+/// [`MAX_BACKOFF`], so intake resumes soon after Redis is back.
+const MAX_STASH_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Unix time in milliseconds of the last successful `getUpdates`, or 0.
 #[derive(Debug, Default)]
@@ -188,7 +191,7 @@ impl Poller {
                         _ = shutdown.cancelled() => return false,
                         _ = tokio::time::sleep(backoff) => {}
                     }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    backoff = (backoff * 2).min(MAX_STASH_BACKOFF);
                 }
             }
         }

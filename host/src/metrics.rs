@@ -132,16 +132,13 @@ pub fn render(health: &PollHealth) -> String {
     for ((name, labels), value) in counters.iter() {
         if *name != current {
             current = name;
-            if let Some((_, help)) = HELP.iter().find(|(known, _)| known == name) {
-                let _ = writeln!(text, "# HELP {name} {help}");
-            }
-            let _ = writeln!(text, "# TYPE {name} counter");
+            write_header(&mut text, name, "counter");
         }
-        let labels: Vec<String> = labels
-            .iter()
-            .map(|(key, value)| format!("{key}=\"{}\"", escape(value)))
-            .collect();
-        let _ = writeln!(text, "{name}{{{}}} {value}", labels.join(","));
+        let _ = writeln!(
+            text,
+            "{name}{{{}}} {value}",
+            format_labels(labels).join(",")
+        );
     }
     drop(counters);
     render_histograms(&mut text);
@@ -165,15 +162,9 @@ fn render_histograms(text: &mut String) {
     for ((name, labels), histogram) in histograms.iter() {
         if *name != current {
             current = name;
-            if let Some((_, help)) = HELP.iter().find(|(known, _)| known == name) {
-                let _ = writeln!(text, "# HELP {name} {help}");
-            }
-            let _ = writeln!(text, "# TYPE {name} histogram");
+            write_header(text, name, "histogram");
         }
-        let labels: Vec<String> = labels
-            .iter()
-            .map(|(key, value)| format!("{key}=\"{}\"", escape(value)))
-            .collect();
+        let labels = format_labels(labels);
         let prefix = if labels.is_empty() {
             String::new()
         } else {
@@ -191,6 +182,22 @@ fn render_histograms(text: &mut String) {
         let _ = writeln!(text, "{name}_sum{{{labels}}} {}", histogram.sum);
         let _ = writeln!(text, "{name}_count{{{labels}}} {}", histogram.count);
     }
+}
+
+/// Writes the `# HELP` line of `name`, when it has one, and its `# TYPE` line.
+fn write_header(text: &mut String, name: &str, kind: &str) {
+    if let Some((_, help)) = HELP.iter().find(|(known, _)| *known == name) {
+        let _ = writeln!(text, "# HELP {name} {help}");
+    }
+    let _ = writeln!(text, "# TYPE {name} {kind}");
+}
+
+/// Formats labels as `key="value"` pairs, escaped.
+fn format_labels(labels: &[(&'static str, String)]) -> Vec<String> {
+    labels
+        .iter()
+        .map(|(key, value)| format!("{key}=\"{}\"", escape(value)))
+        .collect()
 }
 
 fn escape(value: &str) -> String {

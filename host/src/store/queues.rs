@@ -74,23 +74,6 @@ impl StateStore {
         Ok(keys)
     }
 
-    /// Returns the conversation's stashed updates in `update_id` order.
-    pub async fn inbox(&self, key: ConversationKey) -> Result<Vec<Stashed>, StoreError> {
-        let entries: Vec<(String, i64)> = self
-            .connection
-            .clone()
-            .zrange_withscores(self.inbox_key(key), 0, -1)
-            .await?;
-        Ok(entries
-            .into_iter()
-            .map(|(raw, update_id)| Stashed {
-                key,
-                update_id,
-                raw,
-            })
-            .collect())
-    }
-
     /// Returns at most `limit` of the conversation's stashed updates newer
     /// than `after` (all of them when `after` is `None`), in `update_id` order.
     pub async fn inbox_after(

@@ -178,7 +178,7 @@ async fn commit_moves_update_from_inbox_to_outbox() -> anyhow::Result<()> {
     let batch = [stashed(key, 10), stashed(key, 11), stashed(key, 12)];
     store.stash(&batch).await?;
     store.stash(&batch).await?;
-    assert_eq!(store.inbox(key).await?, batch.to_vec());
+    assert_eq!(store.inbox_after(key, None, 100).await?, batch.to_vec());
     assert_eq!(store.pending_conversations().await?, vec![key]);
 
     let outbox = ["first".to_owned(), "second".to_owned()];
@@ -188,7 +188,7 @@ async fn commit_moves_update_from_inbox_to_outbox() -> anyhow::Result<()> {
     };
     let committed = store.commit(key, &commit).await?;
     assert_eq!(
-        store.inbox(key).await?,
+        store.inbox_after(key, None, 100).await?,
         vec![stashed(key, 10), stashed(key, 12)],
         "only the committed update left the inbox"
     );
@@ -229,7 +229,7 @@ async fn failed_commit_changes_no_queue() -> anyhow::Result<()> {
         store.commit(key, &stale).await,
         Err(StoreError::Conflict(_))
     ));
-    assert_eq!(store.inbox(key).await?.len(), 1);
+    assert_eq!(store.inbox_after(key, None, 100).await?.len(), 1);
     assert!(store.outbox(key).await?.is_empty());
     Ok(())
 }

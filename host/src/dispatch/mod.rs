@@ -15,7 +15,7 @@
 //! marked as spilled, and once its worker has handled what it holds, it
 //! reads the next updates back from the inbox ([`inbox::StoredInbox`]).
 //! Recovery at start uses the same path: a conversation with stored work
-//! starts spilled, with nothing in memory.
+//! starts spilled, holding only a marker that delivers its outbox.
 
 pub mod inbox;
 
@@ -188,7 +188,9 @@ impl Dispatcher {
     }
 
     /// Starts work on a conversation found with stored work at start: its
-    /// outbox is delivered first, then its whole inbox is read back.
+    /// outbox is delivered first, then its whole inbox is read back. Meant
+    /// to be called before polling starts; on a conversation that already
+    /// has a queue it only marks the queue spilled.
     pub fn resume(self: &Arc<Self>, key: ConversationKey) {
         let mut queues = self.lock();
         if let Some(queue) = queues.get_mut(&key) {

@@ -272,7 +272,7 @@ impl MetricsConfig {
 pub struct DispatchConfig {
     /// Maximum number of updates handled at once across all conversations.
     pub max_concurrent: usize,
-    /// Maximum number of updates one conversation holds in memory. Later
+    /// Maximum number of updates one conversation keeps in memory. Later
     /// ones wait in its inbox in Redis until the queue has room.
     pub max_queued: usize,
 }

@@ -60,7 +60,7 @@ pub struct Refilled {
     pub more: bool,
 }
 
-/// Reads stored updates back, oldest first; implemented over Redis by
+/// Reads stored updates back, oldest first. It is implemented over Redis by
 /// [`inbox::StoredInbox`] and by tests.
 pub trait Refill: Send + Sync + 'static {
     /// Returns at most `limit` updates of `key` newer than `after` (all

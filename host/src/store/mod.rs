@@ -179,7 +179,7 @@ pub struct Commit<'a> {
     pub outbox: &'a [String],
 }
 
-/// What a commit leaves behind.
+/// The result of a commit: the new revision and the outbox it leaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed {
     /// The conversation's new revision.

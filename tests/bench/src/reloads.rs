@@ -57,7 +57,7 @@ impl Operator {
 }
 
 /// Returns `original` with a custom section named `flowbot-bench-build`
-/// that holds `number`.
+/// that contains `number`.
 pub fn numbered(original: &[u8], number: usize) -> Vec<u8> {
     with_custom_section(original, "flowbot-bench-build", &number.to_string())
 }

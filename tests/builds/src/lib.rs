@@ -59,7 +59,7 @@ pub fn with_custom_section(component: &[u8], name: &str, payload: &str) -> Vec<u
 }
 
 /// Writes `bytes` to `dir/name` through a dot-named temporary file and a
-/// rename, as `scripts/build-flows` does, so a watcher never sees half a file.
+/// rename, as `scripts/build-flows` does, so a watcher never reads half a file.
 pub fn drop_build(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
     let temporary = dir.join(format!(".{name}.tmp"));
     std::fs::write(&temporary, bytes)

@@ -1,7 +1,8 @@
 //! Updates that queued up while the host was down are worked off
 //! in order per conversation, and replies queued at SIGTERM survive the
 //! restart. Also: a slow chat and a flooded chat do not starve other users,
-//! and a conversation with more updates than its queue holds gets them all.
+//! and a conversation with more updates than its queue keeps in memory gets
+//! them all.
 
 use std::time::Duration;
 
@@ -72,7 +73,7 @@ async fn backlog_after_downtime_is_worked_off_in_order() -> anyhow::Result<()> {
     }
     sim.push_batch(backlog);
 
-    // Each user has 6 or 7 updates waiting, more than the queue holds, so
+    // Each user has 6 or 7 updates waiting, more than the queue keeps, so
     // they are read back from Redis in several turns.
     let settings = "[dispatch]\nmax_queued = 4\n";
     let mut host = HostProcess::start_with(&sim, &redis, flows.path(), settings, &[])?;
@@ -99,7 +100,7 @@ async fn backlog_after_downtime_is_worked_off_in_order() -> anyhow::Result<()> {
     assert!(metrics.contains(flow_calls), "{metrics}");
     assert!(metrics.contains("\",result=\"ok\"} "), "{metrics}");
 
-    // Once the backlog is worked off, no conversation holds anything.
+    // Once the backlog is worked off, no conversation has work in memory.
     let started = std::time::Instant::now();
     loop {
         let (_, metrics) = host.get("/metrics").await?;

@@ -41,6 +41,22 @@ fn tally_flows() -> anyhow::Result<TempDir> {
     Ok(flows)
 }
 
+/// Starts the host on `redis` with the tally flow and a queue of 4.
+fn start_host(
+    sim: &Simulator,
+    redis: &RedisServer,
+    flows: &TempDir,
+) -> anyhow::Result<HostProcess> {
+    HostProcess::start_with(sim, redis, flows.path(), SETTINGS, &[])
+}
+
+/// Sends `/tally` from every user.
+fn start_tallies(sim: &Simulator, users: &[SimUser]) {
+    for user in users {
+        sim.send_text(user, "/tally");
+    }
+}
+
 fn users(first_id: i64, count: i64) -> Vec<SimUser> {
     (0..count)
         .map(|index| SimUser::new(first_id + index, format!("User{index}")))
@@ -389,10 +405,8 @@ async fn sigkill_with_spilled_inboxes_keeps_order() -> anyhow::Result<()> {
     let users = users(41_000, USERS);
 
     sim.add_fault(FaultRule::new(Fault::Delay(SEND_DELAY)).for_method("sendMessage"));
-    let mut host = HostProcess::start_with(&sim, &redis, flows.path(), SETTINGS, &[])?;
-    for user in &users {
-        sim.send_text(user, "/tally");
-    }
+    let mut host = start_host(&sim, &redis, &flows)?;
+    start_tallies(&sim, &users);
     send_numbers(&sim, &users, 1..=NUMBERS);
 
     // Every update is stored once the simulator has seen it confirmed.
@@ -412,7 +426,7 @@ async fn sigkill_with_spilled_inboxes_keeps_order() -> anyhow::Result<()> {
     );
 
     sim.clear_faults();
-    let mut host = HostProcess::start_with(&sim, &redis, flows.path(), SETTINGS, &[])?;
+    let mut host = start_host(&sim, &redis, &flows)?;
     wait_for_replies(&sim, &users, expected_replies(NUMBERS).len()).await?;
     assert_all_handled(&sim, &redis, &users, NUMBERS, &[sent_at_kill]).await?;
     host.stop()?;
@@ -434,10 +448,8 @@ async fn sigkill_during_readback_keeps_order() -> anyhow::Result<()> {
     // First run: a burst of /tally and 1..=60, killed early.
     let fast_sends =
         sim.add_fault(FaultRule::new(Fault::Delay(SEND_DELAY)).for_method("sendMessage"));
-    let mut host = HostProcess::start_with(&sim, &redis, flows.path(), SETTINGS, &[])?;
-    for user in &users {
-        sim.send_text(user, "/tally");
-    }
+    let mut host = start_host(&sim, &redis, &flows)?;
+    start_tallies(&sim, &users);
     send_numbers(&sim, &users, 1..=60);
     sim.wait_until_idle(STEP_TIMEOUT).await?;
     wait_for_total_replies(&sim, &users, 5 * USERS as usize).await?;
@@ -450,7 +462,7 @@ async fn sigkill_during_readback_keeps_order() -> anyhow::Result<()> {
     // of 61..=90 but cannot confirm it before the kill.
     let slow_sends =
         sim.add_fault(FaultRule::new(Fault::Delay(SLOW_SEND_DELAY)).for_method("sendMessage"));
-    let mut host = HostProcess::start_with(&sim, &redis, flows.path(), SETTINGS, &[])?;
+    let mut host = start_host(&sim, &redis, &flows)?;
     let resumed: Vec<usize> = first_kill.iter().map(|count| count + 5).collect();
     wait_for_messages_each(&sim, &users, &resumed).await?;
     let held_polls =
@@ -475,7 +487,7 @@ async fn sigkill_during_readback_keeps_order() -> anyhow::Result<()> {
 
     // Third run: 91..=100 arrive as the host starts, together with the
     // batch delivered again; killed once more during the read-back.
-    let mut host = HostProcess::start_with(&sim, &redis, flows.path(), SETTINGS, &[])?;
+    let mut host = start_host(&sim, &redis, &flows)?;
     send_numbers(&sim, &users, 91..=100);
     let resumed: Vec<usize> = second_kill.iter().map(|count| count + 5).collect();
     wait_for_messages_each(&sim, &users, &resumed).await?;
@@ -490,7 +502,7 @@ async fn sigkill_during_readback_keeps_order() -> anyhow::Result<()> {
     }
 
     // Last run: everything left is worked off.
-    let mut host = HostProcess::start_with(&sim, &redis, flows.path(), SETTINGS, &[])?;
+    let mut host = start_host(&sim, &redis, &flows)?;
     wait_for_replies(&sim, &users, expected_replies(100).len()).await?;
     let kill_points = [first_kill, second_kill, third_kill];
     assert_all_handled(&sim, &redis, &users, 100, &kill_points).await?;
@@ -512,10 +524,8 @@ async fn redelivered_applied_batch_is_not_repeated() -> anyhow::Result<()> {
     let flows = tally_flows()?;
     let users = users(43_000, USERS);
 
-    let mut host = HostProcess::start_with(&sim, &redis, flows.path(), SETTINGS, &[])?;
-    for user in &users {
-        sim.send_text(user, "/tally");
-    }
+    let mut host = start_host(&sim, &redis, &flows)?;
+    start_tallies(&sim, &users);
     wait_for_replies(&sim, &users, 1).await?;
     sim.wait_until_idle(STEP_TIMEOUT).await?;
 
@@ -534,7 +544,7 @@ async fn redelivered_applied_batch_is_not_repeated() -> anyhow::Result<()> {
         "the batch was handled but not confirmed at the kill"
     );
 
-    let mut host = HostProcess::start_with(&sim, &redis, flows.path(), SETTINGS, &[])?;
+    let mut host = start_host(&sim, &redis, &flows)?;
     send_numbers(&sim, &users, FIRST_BATCH + 1..=100);
     wait_for_replies(&sim, &users, expected_replies(100).len()).await?;
     assert_all_handled(&sim, &redis, &users, 100, &[]).await?;
@@ -566,10 +576,8 @@ async fn redelivered_partly_applied_batch_keeps_order() -> anyhow::Result<()> {
     let flows = tally_flows()?;
     let users = users(44_000, USERS);
 
-    let mut host = HostProcess::start_with(&sim, &redis, flows.path(), SETTINGS, &[])?;
-    for user in &users {
-        sim.send_text(user, "/tally");
-    }
+    let mut host = start_host(&sim, &redis, &flows)?;
+    start_tallies(&sim, &users);
     wait_for_replies(&sim, &users, 1).await?;
     sim.wait_until_idle(STEP_TIMEOUT).await?;
 
@@ -596,7 +604,7 @@ async fn redelivered_partly_applied_batch_keeps_order() -> anyhow::Result<()> {
         );
     }
 
-    let mut host = HostProcess::start_with(&sim, &redis, flows.path(), SETTINGS, &[])?;
+    let mut host = start_host(&sim, &redis, &flows)?;
     send_numbers(&sim, &users, FIRST_BATCH + 1..=100);
     wait_for_replies(&sim, &users, expected_replies(100).len()).await?;
     assert_all_handled(&sim, &redis, &users, 100, &[sent_at_kill]).await?;
@@ -622,8 +630,8 @@ async fn redelivery_during_delivery_is_applied_once() -> anyhow::Result<()> {
 
     // First run: the batch 1..=50 is stored but never confirmed, and the
     // host is killed with most of it unhandled.
-    let mut host = HostProcess::start_with(&sim, &redis, flows.path(), SETTINGS, &[])?;
-    sim.send_text(&users[0], "/tally");
+    let mut host = start_host(&sim, &redis, &flows)?;
+    start_tallies(&sim, &users);
     wait_for_replies(&sim, &users, 1).await?;
     sim.wait_until_idle(STEP_TIMEOUT).await?;
     // Held longer than usual, because the next run's first poll waits 3 s.
@@ -653,7 +661,7 @@ async fn redelivery_during_delivery_is_applied_once() -> anyhow::Result<()> {
             .times(1),
     );
     let earlier_polls = sim.calls_to("getUpdates").len();
-    let mut host = HostProcess::start_with(&sim, &redis, flows.path(), SETTINGS, &[])?;
+    let mut host = start_host(&sim, &redis, &flows)?;
     let newest = *batch.last().expect("the batch has updates");
     // The restarted host confirms the batch once it has dispatched it.
     let started = Instant::now();
@@ -687,7 +695,7 @@ async fn redelivery_during_delivery_is_applied_once() -> anyhow::Result<()> {
     host.stop()?;
 
     // Third run, after a clean stop: one more number.
-    let mut host = HostProcess::start_with(&sim, &redis, flows.path(), SETTINGS, &[])?;
+    let mut host = start_host(&sim, &redis, &flows)?;
     send_numbers(&sim, &users, LAST_NUMBER + 1..=LAST_NUMBER + 1);
     wait_for_replies(&sim, &users, expected_replies(LAST_NUMBER + 1).len()).await?;
     assert_all_handled(&sim, &redis, &users, LAST_NUMBER + 1, &[first_kill]).await?;
